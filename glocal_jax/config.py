@@ -1,0 +1,113 @@
+"""Hyper-parameters of GLocal-K and the paper's per-dataset presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from glocal_jax.kernels import AGGREGATIONS
+from glocal_jax.optim import DRIVERS
+
+
+@dataclasses.dataclass(frozen=True)
+class GLocalKConfig:
+  """Everything that defines one GLocal-K training run (SPEC, Section 3.3).
+
+  Attributes:
+    hidden: hidden layer sizes of the autoencoder.
+    n_dim: dimension of the local kernel embeddings ``u_i``, ``v_j``.
+    kernel_size: global kernel size ``t`` (odd).
+    conv_layers: number of stacked global convolutions.
+    aggregation: ``"weighted"`` (paper Eq. 5) or ``"mean"`` (Table 2).
+    lambda_2: L2 penalty on the weights.
+    lambda_s: L2 penalty on the local kernel matrices.
+    dot_scale: scale of the weighted aggregation.
+    pretrain_epochs: fresh L-BFGS-B runs in pre-training.
+    finetune_epochs: fresh L-BFGS-B runs in fine-tuning (0: SparseFC).
+    pretrain_maxiter: L-BFGS-B iterations per pre-training epoch.
+    finetune_maxiter: L-BFGS-B iterations per fine-tuning epoch.
+    history_size: L-BFGS-B memory.
+    optimizer: ``"jaxopt"`` (compiled ``jaxopt.LBFGS``, the unbounded
+      L-BFGS-B), ``"jaxopt-lbfgsb"`` (``jaxopt.LBFGSB``) or ``"scipy"``.
+    local_kernel: False replaces the kernel layers by dense ones (I-AutoRec).
+  """
+
+  hidden: tuple[int, ...] = (500, 500)
+  n_dim: int = 5
+  kernel_size: int = 3
+  conv_layers: int = 1
+  aggregation: str = "weighted"
+  lambda_2: float = 20.0
+  lambda_s: float = 0.006
+  dot_scale: float = 1.0
+  pretrain_epochs: int = 30
+  finetune_epochs: int = 60
+  pretrain_maxiter: int = 5
+  finetune_maxiter: int = 5
+  history_size: int = 10
+  optimizer: str = "jaxopt"
+  local_kernel: bool = True
+
+  def __post_init__(self):
+    object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+    problems = []
+    if not self.hidden or any(h <= 0 for h in self.hidden):
+      problems.append(f"hidden sizes must be positive, got {self.hidden}")
+    for name in ("n_dim", "conv_layers", "pretrain_maxiter",
+                 "finetune_maxiter", "history_size"):
+      if getattr(self, name) <= 0:
+        problems.append(f"{name} must be positive, got {getattr(self, name)}")
+    for name in ("pretrain_epochs", "finetune_epochs"):
+      if getattr(self, name) < 0:
+        problems.append(
+            f"{name} must be non-negative, got {getattr(self, name)}")
+    if self.pretrain_epochs + self.finetune_epochs == 0:
+      problems.append("pretrain_epochs + finetune_epochs must be positive")
+    if self.kernel_size <= 0 or self.kernel_size % 2 == 0:
+      problems.append(
+          f"kernel_size must be a positive odd number, got {self.kernel_size}")
+    if self.aggregation not in AGGREGATIONS:
+      problems.append(
+          f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+    for name in ("lambda_2", "lambda_s"):
+      if not getattr(self, name) >= 0:  # also rejects NaN
+        problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+    if not (self.dot_scale == self.dot_scale and self.dot_scale != 0):
+      problems.append(f"dot_scale must be non-zero, got {self.dot_scale}")
+    if self.optimizer not in DRIVERS:
+      problems.append(
+          f"optimizer must be one of {DRIVERS}, got {self.optimizer!r}")
+    if problems:
+      raise ValueError("Invalid GLocalKConfig: " + "; ".join(problems) + ".")
+
+  def replace(self, **changes) -> "GLocalKConfig":
+    """A copy with ``changes`` applied (and validated)."""
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, GLocalKConfig] = {
+    "ml-100k": GLocalKConfig(
+        pretrain_maxiter=5, finetune_maxiter=5, pretrain_epochs=30,
+        finetune_epochs=60, lambda_2=20.0, lambda_s=0.006, dot_scale=1.0),
+    "ml-1m": GLocalKConfig(
+        pretrain_maxiter=50, finetune_maxiter=10, pretrain_epochs=20,
+        finetune_epochs=30, lambda_2=70.0, lambda_s=0.018, dot_scale=0.5),
+    "douban": GLocalKConfig(
+        pretrain_maxiter=5, finetune_maxiter=5, pretrain_epochs=20,
+        finetune_epochs=60, lambda_2=10.0, lambda_s=0.022, dot_scale=2.0),
+}
+
+
+def preset(dataset: str, **overrides) -> GLocalKConfig:
+  """The paper's configuration for ``dataset``, with ``overrides`` applied.
+
+  Args:
+    dataset: ``"ml-100k"``, ``"ml-1m"`` or ``"douban"``.
+    **overrides: any :class:`GLocalKConfig` field.
+  """
+  if dataset not in PRESETS:
+    raise ValueError(
+        f"No preset for dataset {dataset!r}; known: {sorted(PRESETS)}.")
+  return PRESETS[dataset].replace(**overrides)

@@ -1,0 +1,169 @@
+"""One evaluated training run: what the scripts in ``experiments/`` share.
+
+:func:`fit` trains GLocal-K on a :class:`~glocal_jax.data.RatingData`,
+evaluates after every epoch, optionally checkpoints and resumes, and returns
+a JSON-able summary with both protocols:
+
+* ``best`` -- the paper's protocol: the best test value of each metric over
+  the fine-tuning epochs (it selects on the test set);
+* ``selected`` -- the honest protocol, when the data has a validation split:
+  the test metrics of the fine-tuning epoch with the lowest validation RMSE.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from glocal_jax import checkpoint, metrics, training
+from glocal_jax.config import GLocalKConfig
+from glocal_jax.data import RatingData
+
+METRICS: tuple[str, ...] = ("rmse", "mae", "ndcg")
+HIGHER_IS_BETTER = {"rmse": False, "mae": False, "ndcg": True}
+
+
+def device_info() -> dict:
+  """JAX platform and device kind of the default device."""
+  device = jax.devices()[0]
+  return {"platform": device.platform, "kind": device.device_kind,
+          "count": jax.device_count()}
+
+
+def evaluate(config: GLocalKConfig, params, data: RatingData,
+             phase: str) -> dict:
+  """Test (and validation, if any) metrics of ``params`` after ``phase``."""
+  pred = training.predictions(config, params, data.train, phase)
+  out = {f"test_{k}": float(v) for k, v in metrics.evaluate(
+      pred, data.test, data.test_mask).items()}
+  if data.valid is not None:
+    out.update({f"valid_{k}": float(v) for k, v in metrics.evaluate(
+        pred, data.valid, data.valid_mask).items()})
+  return out
+
+
+def summarise(history: list[dict]) -> dict:
+  """``best`` / ``final`` / ``selected`` of an epoch history (dicts with
+  ``phase``, ``epoch`` and ``metrics``)."""
+  if not history:
+    return {}
+  phase = "finetune" if any(h["phase"] == "finetune" for h in history) else (
+      "pretrain")
+  epochs = [h for h in history if h["phase"] == phase]
+  summary = {"phase": phase, "final": {
+      k: epochs[-1]["metrics"][f"test_{k}"] for k in METRICS}}
+  summary["final"]["epoch"] = epochs[-1]["epoch"]
+  best = {}
+  for k in METRICS:
+    values = [h["metrics"][f"test_{k}"] for h in epochs]
+    i = int(np.argmax(values) if HIGHER_IS_BETTER[k] else np.argmin(values))
+    best[k] = values[i]
+    best[f"{k}_epoch"] = epochs[i]["epoch"]
+  summary["best"] = best
+  if "valid_rmse" in epochs[0]["metrics"]:
+    i = int(np.argmin([h["metrics"]["valid_rmse"] for h in epochs]))
+    summary["selected"] = {k: epochs[i]["metrics"][f"test_{k}"]
+                           for k in METRICS}
+    summary["selected"]["epoch"] = epochs[i]["epoch"]
+    summary["selected"]["valid_rmse"] = epochs[i]["metrics"]["valid_rmse"]
+  return summary
+
+
+def _eta(history: list[dict], config: GLocalKConfig) -> float:
+  """Seconds left, from the mean epoch time of each phase so far (a
+  fine-tuning epoch is guessed at twice a pre-training one until seen)."""
+  mean = {}
+  for phase in training.PHASES:
+    times = [h["seconds"] for h in history[1:] if h["phase"] == phase]
+    if times:
+      mean[phase] = float(np.mean(times))
+  mean.setdefault("pretrain", history[-1]["seconds"])
+  mean.setdefault("finetune", 2 * mean["pretrain"])
+  last = history[-1]
+  left = 0.0
+  for phase in training.PHASES:
+    total = getattr(config, f"{phase}_epochs")
+    if phase == last["phase"]:
+      left += (total - last["epoch"]) * mean[phase]
+    elif training.PHASES.index(phase) > training.PHASES.index(last["phase"]):
+      left += total * mean[phase]
+  return left
+
+
+def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
+        checkpoint_dir: Optional[str] = None, resume: bool = False,
+        stop_after: Optional[int] = None,
+        log: Callable[[str], None] = print) -> dict:
+  """Trains, evaluates every epoch, and summarises one run.
+
+  Args:
+    config: hyper-parameters and schedule.
+    data: train/test (and optional validation) ratings.
+    seed: seeds the parameter initialisation (``jax.random.PRNGKey(seed)``).
+    checkpoint_dir: if set, a checkpoint is written after every epoch.
+    resume: continue from the checkpoint in ``checkpoint_dir`` (its config
+      and seed must match).
+    stop_after: stop after this many epochs in this call (a later call with
+      ``resume=True`` continues).
+    log: where the per-epoch lines go.
+
+  Returns:
+    JSON-able dict: ``seed``, ``config``, ``device``, ``seconds`` (training
+    wall time of this call), ``history``, ``best``, ``final`` and, with a
+    validation split, ``selected``; ``complete`` says whether the schedule
+    ran to its end.
+  """
+  key = jax.random.PRNGKey(seed)
+  params, start, history = None, ("pretrain", 0), []
+  if resume:
+    if not checkpoint_dir:
+      raise ValueError("resume needs a checkpoint directory.")
+    ckpt = checkpoint.load(checkpoint_dir)
+    if ckpt is None:
+      log(f"No checkpoint in {checkpoint_dir}; starting from scratch.")
+    else:
+      if ckpt.meta["config"] != config.to_dict() or ckpt.meta["seed"] != seed:
+        raise ValueError(
+            f"The checkpoint in {checkpoint_dir} was written with another "
+            f"config or seed ({ckpt.meta['config']}, seed "
+            f"{ckpt.meta['seed']}); use the same flags or another folder.")
+      params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
+      start = (ckpt.meta["phase"], ckpt.meta["epoch"])
+      log(f"Resuming after {start[0]} epoch {start[1]}.")
+  done_before = len(history)
+  tic = time.perf_counter()
+
+  class _Stop(Exception):
+    pass
+
+  def callback(record: training.EpochRecord, params) -> dict:
+    record.metrics = evaluate(config, params, data, record.phase)
+    history.append(record.to_dict())
+    log(f"{record.phase} epoch {record.epoch}: loss {record.loss:.2f} "
+        f"({record.evaluations} evals) test RMSE "
+        f"{record.metrics['test_rmse']:.4f} MAE {record.metrics['test_mae']:.4f}"
+        f" NDCG {record.metrics['test_ndcg']:.4f}"
+        + (f" valid RMSE {record.metrics['valid_rmse']:.4f}"
+           if "valid_rmse" in record.metrics else "")
+        + f" | {time.perf_counter() - tic:.1f}s elapsed, ETA "
+        f"{_eta(history, config):.0f}s")
+    if checkpoint_dir:
+      checkpoint.save(checkpoint_dir, params, key, {
+          "config": config.to_dict(), "seed": seed, "phase": record.phase,
+          "epoch": record.epoch, "history": history})
+    if stop_after is not None and len(history) - done_before >= stop_after:
+      raise _Stop
+    return record.metrics
+
+  complete = True
+  try:
+    training.train(config, data.train, data.train_mask, key, params=params,
+                   start=start, callback=callback)
+  except _Stop:
+    complete = len(history) == config.pretrain_epochs + config.finetune_epochs
+  return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
+          "device": device_info(), "seconds": time.perf_counter() - tic,
+          "complete": complete, "history": history, **summarise(history)}

@@ -1,0 +1,244 @@
+"""The kernelised autoencoder of GLocal-K and its two losses.
+
+Parameters are plain pytrees::
+
+    params = {
+        "autoencoder": [layer, ...],     # hidden layers, then the output layer
+        "kernel_banks": [bank, ...],     # (m, t*t), one per global conv layer
+    }
+    layer = {"w": (n_in, n_out), "b": (n_out,),
+             "u": (n_in, 1, d), "v": (1, n_out, d)}   # u, v: local kernel
+
+A layer without ``"u"``/``"v"`` is a plain dense layer (I-AutoRec).
+Pre-training optimises ``params["autoencoder"]`` only; fine-tuning optimises
+the whole pytree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from glocal_jax import kernels
+
+Layer = dict[str, jax.Array]
+Params = dict[str, Any]
+
+
+def _glorot_uniform(key: jax.Array, shape: tuple[int, ...], fan_in: int,
+                    fan_out: int, dtype) -> jax.Array:
+  limit = (6.0 / (fan_in + fan_out)) ** 0.5
+  return jax.random.uniform(key, shape, dtype, -limit, limit)
+
+
+def _truncated_normal(key: jax.Array, shape: tuple[int, ...], std: float,
+                      dtype) -> jax.Array:
+  return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+
+def init_layer(key: jax.Array, n_in: int, n_out: int, n_dim: int = 5,
+               local_kernel: bool = True, dtype=jnp.float32) -> Layer:
+  """Initialises one (kernel) layer as the reference TF code does.
+
+  ``w`` and ``b`` are Glorot-uniform (TF's default for ``get_variable``; for
+  the 1-D bias both fans are ``n_out``, so its limit is ``sqrt(3 / n_out)``);
+  ``u`` and ``v`` are truncated normal (cut at 2 std) with std 1e-3.
+
+  Args:
+    key: PRNG key.
+    n_in: input size.
+    n_out: output size.
+    n_dim: dimension ``d`` of the kernel embeddings ``u_i``, ``v_j``.
+    local_kernel: when False the layer has no ``u``/``v`` (dense layer).
+    dtype: parameter dtype.
+
+  Returns:
+    ``{"w": (n_in, n_out), "b": (n_out,), "u": (n_in, 1, d),
+    "v": (1, n_out, d)}``.
+  """
+  kw, kb, ku, kv = jax.random.split(key, 4)
+  layer = {
+      "w": _glorot_uniform(kw, (n_in, n_out), n_in, n_out, dtype),
+      "b": _glorot_uniform(kb, (n_out,), n_out, n_out, dtype),
+  }
+  if local_kernel:
+    layer["u"] = _truncated_normal(ku, (n_in, 1, n_dim), 1e-3, dtype)
+    layer["v"] = _truncated_normal(kv, (1, n_out, n_dim), 1e-3, dtype)
+  return layer
+
+
+def init_params(key: jax.Array, n_items: int, n_users: int,
+                hidden: Sequence[int] = (500, 500), n_dim: int = 5,
+                kernel_size: int = 3, conv_layers: int = 1,
+                local_kernel: bool = True, dtype=jnp.float32) -> Params:
+  """Initialises all GLocal-K parameters from one PRNG key.
+
+  Args:
+    key: PRNG key.
+    n_items: ``m``, rows of the rating matrix (one AE sample per item).
+    n_users: ``n``, columns of the rating matrix (AE input/output size).
+    hidden: hidden layer sizes (paper: two layers of 500).
+    n_dim: local kernel embedding dimension (paper: 5).
+    kernel_size: global kernel size ``t`` (odd; paper: 3).
+    conv_layers: number of stacked global convolutions (paper: 1).
+    local_kernel: False gives plain dense layers (I-AutoRec).
+    dtype: parameter dtype.
+
+  Returns:
+    ``{"autoencoder": [layer] * (len(hidden) + 1),
+    "kernel_banks": [(n_items, t*t)] * conv_layers}``; banks are truncated
+    normal with std 0.1.
+  """
+  sizes = [n_users, *hidden, n_users]
+  keys = jax.random.split(key, len(sizes) - 1 + conv_layers)
+  layers = [
+      init_layer(k, n_in, n_out, n_dim, local_kernel, dtype)
+      for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+  ]
+  banks = [
+      _truncated_normal(k, (n_items, kernel_size * kernel_size), 0.1, dtype)
+      for k in keys[len(layers):]
+  ]
+  return {"autoencoder": layers, "kernel_banks": banks}
+
+
+def kernel_layer(layer: Layer, x: jax.Array, activation=jax.nn.sigmoid,
+                 lambda_2: float | jax.Array = 0.0,
+                 lambda_s: float | jax.Array = 0.0
+                 ) -> tuple[jax.Array, jax.Array]:
+  """One kernel layer: ``y = act(x @ (W * K(U, V)) + b)``, Eqs. (1)-(3).
+
+  Args:
+    layer: ``{"w": (n_in, n_out), "b": (n_out,)}`` plus optional
+      ``"u": (n_in, 1, d)``, ``"v": (1, n_out, d)``.
+    x: ``(batch, n_in)`` inputs.
+    activation: elementwise non-linearity.
+    lambda_2: L2 penalty on ``W``.
+    lambda_s: L2 penalty on the kernel matrix ``K``.
+
+  Returns:
+    ``(y, reg)``: ``(batch, n_out)`` outputs and the scalar regulariser
+    ``lambda_s * sum(K^2) / 2 + lambda_2 * sum(W^2) / 2``.
+  """
+  w = layer["w"]
+  reg = lambda_2 * jnp.sum(jnp.square(w)) / 2
+  if "u" in layer:
+    k = kernels.local_kernel(layer["u"], layer["v"])
+    reg = reg + lambda_s * jnp.sum(jnp.square(k)) / 2
+    w = w * k
+  return activation(x @ w + layer["b"]), reg
+
+
+def autoencoder(layers: Sequence[Layer], x: jax.Array,
+                lambda_2: float | jax.Array = 0.0,
+                lambda_s: float | jax.Array = 0.0
+                ) -> tuple[jax.Array, jax.Array]:
+  """Item-based kernelised autoencoder forward pass, paper Eq. (1).
+
+  Sigmoid hidden layers, identity output layer.
+
+  Args:
+    layers: hidden layers then output layer (see :func:`kernel_layer`).
+    x: ``(m, n)`` items x users input matrix.
+    lambda_2: L2 penalty on the weights.
+    lambda_s: L2 penalty on the local kernels.
+
+  Returns:
+    ``(predictions, reg)``: ``(m, n)`` reconstruction and the sum of the
+    layers' regularisers.
+  """
+  reg = 0.0
+  for i, layer in enumerate(layers):
+    act = jax.nn.sigmoid if i < len(layers) - 1 else (lambda z: z)
+    x, layer_reg = kernel_layer(layer, x, act, lambda_2, lambda_s)
+    reg = reg + layer_reg
+  return x, reg
+
+
+def global_kernel_ratings(params: Params, ratings: jax.Array,
+                          dot_scale: float | jax.Array = 1.0,
+                          aggregation: kernels.Aggregation = "weighted"
+                          ) -> jax.Array:
+  """The global kernel-based rating matrix ``R_hat``, paper Eqs. (4)-(6).
+
+  ``mu = avgpool(AE(R))``; for each kernel bank in turn,
+  ``R <- relu(R (*) GK(mu, bank))``. Gradients flow through ``AE(R)``.
+
+  Args:
+    params: full parameter pytree (see module docstring).
+    ratings: ``(m, n)`` training rating matrix.
+    dot_scale: scale of the weighted kernel aggregation.
+    aggregation: ``"weighted"`` (paper) or ``"mean"`` (Table 2).
+
+  Returns:
+    ``(m, n)`` matrix fed to the autoencoder during fine-tuning.
+  """
+  pooled = kernels.item_average_pooling(
+      autoencoder(params["autoencoder"], ratings)[0])
+  x = ratings
+  for bank in params["kernel_banks"]:
+    x = kernels.global_conv(
+        x, kernels.global_kernel(pooled, bank, dot_scale, aggregation))
+  return x
+
+
+def finetune_predictions(params: Params, ratings: jax.Array,
+                         dot_scale: float | jax.Array = 1.0,
+                         aggregation: kernels.Aggregation = "weighted"
+                         ) -> jax.Array:
+  """GLocal-K's predictions ``AE(R_hat)``, ``(m, n)`` (unclipped)."""
+  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation)
+  return autoencoder(params["autoencoder"], r_hat)[0]
+
+
+def masked_squared_error(predictions: jax.Array, targets: jax.Array,
+                         mask: jax.Array) -> jax.Array:
+  """``sum((mask * (targets - predictions))^2) / 2`` (TF's ``l2_loss``)."""
+  return jnp.sum(jnp.square(mask * (targets - predictions))) / 2
+
+
+def pretrain_loss(layers: Sequence[Layer], ratings: jax.Array,
+                  mask: jax.Array, lambda_2: float | jax.Array,
+                  lambda_s: float | jax.Array) -> jax.Array:
+  """Pre-training loss ``L_p = ||M * (R - AE(R))||^2 / 2 + reg``.
+
+  Args:
+    layers: ``params["autoencoder"]``.
+    ratings: ``(m, n)`` training ratings (0 = unrated).
+    mask: ``(m, n)`` training mask (1 where rated).
+    lambda_2: L2 penalty on the weights.
+    lambda_s: L2 penalty on the local kernels.
+
+  Returns:
+    scalar loss.
+  """
+  predictions, reg = autoencoder(layers, ratings, lambda_2, lambda_s)
+  return masked_squared_error(predictions, ratings, mask) + reg
+
+
+def finetune_loss(params: Params, ratings: jax.Array, mask: jax.Array,
+                  lambda_2: float | jax.Array, lambda_s: float | jax.Array,
+                  dot_scale: float | jax.Array = 1.0,
+                  aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+  """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
+
+  ``R_hat`` (Eq. 6) is recomputed from the current parameters at every call.
+
+  Args:
+    params: full parameter pytree.
+    ratings: ``(m, n)`` training ratings.
+    mask: ``(m, n)`` training mask.
+    lambda_2: L2 penalty on the weights.
+    lambda_s: L2 penalty on the local kernels.
+    dot_scale: scale of the weighted kernel aggregation.
+    aggregation: ``"weighted"`` or ``"mean"``.
+
+  Returns:
+    scalar loss.
+  """
+  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation)
+  predictions, reg = autoencoder(params["autoencoder"], r_hat, lambda_2,
+                                 lambda_s)
+  return masked_squared_error(predictions, ratings, mask) + reg

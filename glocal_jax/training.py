@@ -1,0 +1,183 @@
+"""GLocal-K's training schedule: pre-training, then fine-tuning (SPEC).
+
+Each phase is a sequence of epochs; an epoch is one fresh L-BFGS-B run (see
+:mod:`glocal_jax.optim`). :func:`train` runs the schedule, calls a callback
+after every epoch (for evaluation, logging, checkpoints), and can start from
+any (phase, epoch) to resume a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from glocal_jax import model
+from glocal_jax.config import GLocalKConfig
+from glocal_jax.optim import EpochFn, lbfgsb_epoch
+
+PHASES: tuple[str, ...] = ("pretrain", "finetune")
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced a non-finite loss or parameter."""
+
+
+@dataclasses.dataclass
+class EpochRecord:
+  """One epoch of training.
+
+  Attributes:
+    phase: ``"pretrain"`` or ``"finetune"``.
+    epoch: 1-based epoch number within the phase.
+    loss: training loss after the epoch.
+    evaluations: loss-and-gradient evaluations in the epoch.
+    iterations: L-BFGS-B iterations in the epoch.
+    seconds: wall time of the epoch (compilation included for the first).
+    metrics: whatever the callback returned (e.g. test RMSE).
+  """
+  phase: str
+  epoch: int
+  loss: float
+  evaluations: int
+  iterations: int
+  seconds: float
+  metrics: dict = dataclasses.field(default_factory=dict)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+Callback = Callable[[EpochRecord, model.Params], Optional[dict]]
+
+
+def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
+                n_users: int) -> model.Params:
+  """:func:`glocal_jax.model.init_params` with the sizes of ``config``."""
+  return model.init_params(key, n_items, n_users, config.hidden, config.n_dim,
+                           config.kernel_size, config.conv_layers,
+                           config.local_kernel)
+
+
+def pretrain_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
+  """``loss(ae_params, ratings, mask)`` of pre-training for ``config``."""
+  return functools.partial(model.pretrain_loss, lambda_2=config.lambda_2,
+                           lambda_s=config.lambda_s)
+
+
+def finetune_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
+  """``loss(params, ratings, mask)`` of fine-tuning for ``config``."""
+  return functools.partial(
+      model.finetune_loss, lambda_2=config.lambda_2, lambda_s=config.lambda_s,
+      dot_scale=config.dot_scale, aggregation=config.aggregation)
+
+
+def predictions(config: GLocalKConfig, params: model.Params,
+                ratings: jax.Array, phase: str) -> jax.Array:
+  """``(m, n)`` unclipped predictions after an epoch of ``phase``.
+
+  After pre-training the model is the local-kernel AE alone (``AE(R)``);
+  after fine-tuning it is GLocal-K (``AE(R_hat)``).
+  """
+  return _predictions(params, ratings, phase == "finetune", config.dot_scale,
+                      config.aggregation)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 4))
+def _predictions(params, ratings, finetuned, dot_scale, aggregation):
+  if finetuned:
+    return model.finetune_predictions(params, ratings, dot_scale, aggregation)
+  return model.autoencoder(params["autoencoder"], ratings)[0]
+
+
+def all_finite(tree: Any) -> bool:
+  """True when every leaf of ``tree`` is finite."""
+  return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """Parameters after the last epoch run, and the per-epoch history."""
+  params: model.Params
+  history: list[EpochRecord]
+
+
+def train(config: GLocalKConfig, ratings: Any, mask: Any,
+          key: Optional[jax.Array] = None, *,
+          params: Optional[model.Params] = None,
+          start: tuple[str, int] = ("pretrain", 0),
+          callback: Optional[Callback] = None,
+          epoch_fns: Optional[dict[str, EpochFn]] = None) -> TrainResult:
+  """Pre-trains then fine-tunes GLocal-K on one rating matrix.
+
+  Args:
+    config: hyper-parameters and schedule.
+    ratings: ``(m, n)`` training ratings, items x users, 0 = unrated.
+    mask: ``(m, n)`` training mask.
+    key: PRNG key for the initialisation (ignored when ``params`` is given).
+    params: parameters to start from (e.g. a checkpoint).
+    start: ``(phase, epochs_done)`` -- where ``params`` stand in the
+      schedule; the default starts from scratch.
+    callback: ``callback(record, params) -> dict | None`` after every epoch;
+      a returned dict is stored as ``record.metrics``.
+    epoch_fns: optional ``{"pretrain": fn, "finetune": fn}`` to reuse
+      compiled epochs across calls (see :func:`make_epoch_fns`).
+
+  Returns:
+    :class:`TrainResult`.
+
+  Raises:
+    NonFiniteError: an epoch ended with a non-finite loss or parameter; the
+      message names the phase and epoch, and the callback is not called.
+  """
+  if start[0] not in PHASES:
+    raise ValueError(f"start phase must be one of {PHASES}, got {start[0]!r}.")
+  ratings = jnp.asarray(ratings, jnp.float32)
+  mask = jnp.asarray(mask, jnp.float32)
+  if ratings.ndim != 2 or ratings.shape != mask.shape:
+    raise ValueError(
+        f"ratings and mask must be equal 2-D shapes, got {ratings.shape} and "
+        f"{mask.shape}.")
+  if params is None:
+    if key is None:
+      raise ValueError("train needs a PRNG key or initial params.")
+    params = init_params(config, key, *ratings.shape)
+  epoch_fns = epoch_fns or make_epoch_fns(config)
+  history = []
+  for phase in PHASES[PHASES.index(start[0]):]:
+    n_epochs = getattr(config, f"{phase}_epochs")
+    first = start[1] + 1 if phase == start[0] else 1
+    for epoch in range(first, n_epochs + 1):
+      tic = time.perf_counter()
+      if phase == "pretrain":
+        ae, stats = epoch_fns[phase](params["autoencoder"], ratings, mask)
+        new_params = {**params, "autoencoder": ae}
+      else:
+        new_params, stats = epoch_fns[phase](params, ratings, mask)
+      loss = float(stats.loss)
+      if not (np.isfinite(loss) and all_finite(new_params)):
+        raise NonFiniteError(
+            f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
+            "non-finite; lower the regularisers' scale or check the data.")
+      params = new_params
+      record = EpochRecord(phase, epoch, loss, int(stats.evaluations),
+                           int(stats.iterations), time.perf_counter() - tic)
+      if callback is not None:
+        record.metrics = callback(record, params) or {}
+      history.append(record)
+  return TrainResult(params, history)
+
+
+def make_epoch_fns(config: GLocalKConfig) -> dict[str, EpochFn]:
+  """The pre-training and fine-tuning epochs of ``config``'s driver."""
+  return {
+      "pretrain": lbfgsb_epoch(config.optimizer, pretrain_loss_fn(config),
+                               config.pretrain_maxiter, config.history_size),
+      "finetune": lbfgsb_epoch(config.optimizer, finetune_loss_fn(config),
+                               config.finetune_maxiter, config.history_size),
+  }

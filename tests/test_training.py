@@ -1,0 +1,129 @@
+"""L-BFGS-B drivers and the training schedule on small problems."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import glocal_jax as gj
+from glocal_jax import data as gdata
+from glocal_jax import optim, training
+
+SMALL = dict(hidden=(16, 16), n_dim=3, pretrain_epochs=4, finetune_epochs=3,
+             pretrain_maxiter=5, finetune_maxiter=5)
+
+
+def quadratic(params, scale):
+  return 0.5 * jnp.sum(scale * (params["x"] - 1.0) ** 2) + jnp.sum(
+      params["y"] ** 2)
+
+
+@pytest.mark.parametrize("driver", optim.DRIVERS)
+def test_drivers_minimise_a_quadratic(driver):
+  scale = jnp.linspace(1.0, 20.0, 30)
+  params = {"x": jnp.zeros(30), "y": jnp.ones(4)}
+  epoch = optim.lbfgsb_epoch(driver, quadratic, maxiter=60)
+  out, stats = epoch(params, scale)
+  np.testing.assert_allclose(out["x"], 1.0, atol=1e-3)
+  np.testing.assert_allclose(out["y"], 0.0, atol=1e-3)
+  assert float(stats.loss) < 1e-5
+  assert int(stats.evaluations) >= int(stats.iterations) >= 1
+
+
+def test_jaxopt_epoch_vmap_equals_loop():
+  scales = jnp.stack([jnp.linspace(1.0, s, 10) for s in (5.0, 10.0, 30.0)])
+  params = {"x": jnp.zeros((3, 10)), "y": jnp.ones((3, 2))}
+  epoch = optim.jaxopt_lbfgsb_epoch(quadratic, maxiter=4)
+  batched, stats = jax.jit(jax.vmap(epoch))(params, scales)
+  for i in range(3):
+    single, single_stats = jax.jit(epoch)(
+        jax.tree.map(lambda x: x[i], params), scales[i])
+    np.testing.assert_allclose(batched["x"][i], single["x"], rtol=1e-5,
+                               atol=1e-6)
+    assert int(stats.evaluations[i]) == int(single_stats.evaluations)
+
+
+def test_first_step_scaling_saves_evaluations():
+  """A fresh run's first step along -g/||g|| needs fewer evaluations than
+  jaxopt's default step of length ||g|| on a badly scaled problem."""
+  scale = jnp.full(50, 1e3)
+  params = {"x": jnp.zeros(50), "y": jnp.zeros(1)}
+  evals = {}
+  for scaled in (True, False):
+    epoch = jax.jit(optim.jaxopt_lbfgsb_epoch(
+        quadratic, maxiter=1, scale_first_step=scaled))
+    evals[scaled] = int(epoch(params, scale)[1].evaluations)
+  assert evals[True] < evals[False]
+
+
+def test_pretraining_and_finetuning_lower_loss_and_rmse():
+  data = gdata.synthetic(60, 40, density=0.4, rank=3, seed=0)
+  config = gj.GLocalKConfig(**SMALL)
+  key = jax.random.PRNGKey(0)
+  params0 = training.init_params(config, key, *data.shape)
+  train_rmse = lambda p, phase: float(gj.rmse(
+      training.predictions(config, p, data.train, phase), data.train,
+      data.train_mask))
+  rmse0 = train_rmse(params0, "pretrain")
+  loss0 = float(gj.pretrain_loss(params0["autoencoder"], data.train,
+                                 data.train_mask, config.lambda_2,
+                                 config.lambda_s))
+  result = gj.train(config, data.train, data.train_mask, key)
+  pre = [r for r in result.history if r.phase == "pretrain"]
+  fine = [r for r in result.history if r.phase == "finetune"]
+  assert len(pre) == 4 and len(fine) == 3
+  assert pre[-1].loss < pre[0].loss < loss0
+  assert fine[-1].loss < fine[0].loss
+  assert train_rmse(result.params, "finetune") < rmse0 - 0.2
+
+
+def test_train_resumes_from_any_epoch_exactly():
+  data = gdata.synthetic(40, 30, density=0.4, rank=3, seed=1)
+  config = gj.GLocalKConfig(**{**SMALL, "pretrain_epochs": 2,
+                               "finetune_epochs": 2})
+  key = jax.random.PRNGKey(3)
+  full = gj.train(config, data.train, data.train_mask, key)
+  fns = gj.make_epoch_fns(config)
+  part = gj.train(config.replace(finetune_epochs=1), data.train,
+                  data.train_mask, key, epoch_fns=fns)
+  rest = gj.train(config, data.train, data.train_mask, params=part.params,
+                  start=("finetune", 1), epoch_fns=fns)
+  assert [r.epoch for r in rest.history] == [2]
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(rest.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_non_finite_loss_stops_with_phase_and_epoch():
+  data = gdata.synthetic(20, 10, density=0.5, seed=2)
+  config = gj.GLocalKConfig(**{**SMALL, "pretrain_epochs": 1})
+  params = training.init_params(config, jax.random.PRNGKey(0), *data.shape)
+  params["autoencoder"][0]["w"] = params["autoencoder"][0]["w"].at[0, 0].set(
+      jnp.nan)
+  with pytest.raises(gj.NonFiniteError, match="pretrain epoch 1"):
+    gj.train(config, data.train, data.train_mask, params=params)
+
+
+def test_train_rejects_mismatched_inputs():
+  config = gj.GLocalKConfig(**SMALL)
+  with pytest.raises(ValueError, match="equal 2-D shapes"):
+    gj.train(config, np.zeros((4, 3)), np.zeros((4, 2)), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="PRNG key"):
+    gj.train(config, np.zeros((4, 3)), np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("pretrain_epochs", -1), ("pretrain_maxiter", 0), ("finetune_maxiter", -2),
+    ("hidden", (500, 0)), ("kernel_size", 4), ("kernel_size", 0),
+    ("lambda_2", -1.0), ("lambda_s", float("nan")), ("dot_scale", 0.0),
+    ("aggregation", "max"), ("optimizer", "adam"), ("conv_layers", 0)])
+def test_config_rejects_out_of_range_values(field, value):
+  with pytest.raises(ValueError, match=field):
+    gj.GLocalKConfig(**{field: value})
+
+
+def test_presets_follow_spec():
+  assert gj.preset("ml-1m").pretrain_maxiter == 50
+  assert gj.preset("douban").dot_scale == 2.0
+  assert gj.preset("ml-100k", lambda_2=1.0).lambda_2 == 1.0
+  with pytest.raises(ValueError, match="No preset"):
+    gj.preset("netflix")
