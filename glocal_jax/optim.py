@@ -161,17 +161,20 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
 
 
 def lbfgsb_epoch(driver: str, loss_fn: Callable[..., jax.Array], maxiter: int,
-                 history_size: int = 10) -> EpochFn:
+                 history_size: int = 10, **options) -> EpochFn:
   """A ready-to-call epoch of ``driver``; the jaxopt ones are jit-compiled.
 
   ``"jaxopt"``: :func:`jaxopt_lbfgsb_epoch` with ``jaxopt.LBFGS``;
   ``"jaxopt-lbfgsb"``: the same with ``jaxopt.LBFGSB``; ``"scipy"``:
-  :func:`scipy_lbfgsb_epoch`.
+  :func:`scipy_lbfgsb_epoch`. ``options`` go to
+  :func:`jaxopt_lbfgsb_epoch` (jaxopt drivers only).
   """
   if driver in ("jaxopt", "jaxopt-lbfgsb"):
     solver = "lbfgs" if driver == "jaxopt" else "lbfgsb"
-    return jax.jit(
-        jaxopt_lbfgsb_epoch(loss_fn, maxiter, history_size, solver=solver))
+    return jax.jit(jaxopt_lbfgsb_epoch(loss_fn, maxiter, history_size,
+                                       solver=solver, **options))
   if driver == "scipy":
+    if options:
+      raise ValueError(f"the scipy driver takes no options, got {options}.")
     return scipy_lbfgsb_epoch(loss_fn, maxiter, history_size)
   raise ValueError(f"driver must be one of {DRIVERS}, got {driver!r}.")

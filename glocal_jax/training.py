@@ -96,8 +96,14 @@ def _predictions(params, ratings, finetuned, dot_scale, aggregation):
 
 
 def all_finite(tree: Any) -> bool:
-  """True when every leaf of ``tree`` is finite."""
-  return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+  """True when every leaf of ``tree`` is finite (one compiled reduction)."""
+  return bool(_all_finite(tree))
+
+
+@jax.jit
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                            for x in jax.tree.leaves(tree)]))
 
 
 @dataclasses.dataclass
@@ -173,11 +179,14 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
   return TrainResult(params, history)
 
 
-def make_epoch_fns(config: GLocalKConfig) -> dict[str, EpochFn]:
-  """The pre-training and fine-tuning epochs of ``config``'s driver."""
+def make_epoch_fns(config: GLocalKConfig, **options) -> dict[str, EpochFn]:
+  """The pre-training and fine-tuning epochs of ``config``'s driver;
+  ``options`` go to :func:`glocal_jax.optim.lbfgsb_epoch`."""
   return {
       "pretrain": lbfgsb_epoch(config.optimizer, pretrain_loss_fn(config),
-                               config.pretrain_maxiter, config.history_size),
+                               config.pretrain_maxiter, config.history_size,
+                               **options),
       "finetune": lbfgsb_epoch(config.optimizer, finetune_loss_fn(config),
-                               config.finetune_maxiter, config.history_size),
+                               config.finetune_maxiter, config.history_size,
+                               **options),
   }
