@@ -73,8 +73,9 @@ def main(argv):
                             checkpoint_dir=FLAGS.checkpoint_dir,
                             resume=FLAGS.resume, stop_after=FLAGS.stop_after)
   except NonFiniteError as e:
-    common.fail(f"{e} The last good checkpoint (if any) is kept in "
-                f"{FLAGS.checkpoint_dir}.")
+    kept = (f" The last good checkpoint is kept in {FLAGS.checkpoint_dir}."
+            if FLAGS.checkpoint_dir else "")
+    common.fail(f"{e}{kept}")
   except ValueError as e:
     common.fail(str(e))
   result["validation_fraction"] = FLAGS.validation_fraction

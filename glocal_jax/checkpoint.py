@@ -31,10 +31,13 @@ class Checkpoint:
     key: the run's PRNG key (raw ``uint32`` key data).
     meta: JSON-able dict: ``config``, ``phase``, ``epoch``, ``history``,
       and whatever else the writer stored.
+    arrays: extra NumPy arrays stored beside the parameters (e.g. the
+      training ratings and raw ids, so the checkpoint alone can recommend).
   """
   params: Any
   key: jax.Array
   meta: dict
+  arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _path_name(path) -> str:
@@ -50,7 +53,7 @@ def _path_name(path) -> str:
 
 
 def _insert(tree: dict, parts: list[str], value: np.ndarray) -> None:
-  for i, part in enumerate(parts[:-1]):
+  for part in parts[:-1]:
     tree = tree.setdefault(part, {})
   tree[parts[-1]] = value
 
@@ -64,11 +67,14 @@ def _lists(tree):
   return {k: _lists(v) for k, v in tree.items()}
 
 
-def save(directory: str, params: Any, key: jax.Array, meta: dict) -> str:
+def save(directory: str, params: Any, key: jax.Array, meta: dict,
+         arrays: Optional[dict[str, np.ndarray]] = None) -> str:
   """Writes ``directory/checkpoint.npz`` atomically; returns its path."""
   os.makedirs(directory, exist_ok=True)
+  extra = {f"arrays/{k}": np.asarray(v) for k, v in (arrays or {}).items()}
   arrays = {f"params/{_path_name(p)}": np.asarray(x)
             for p, x in jax.tree_util.tree_flatten_with_path(params)[0]}
+  arrays.update(extra)
   arrays["key"] = np.asarray(key)
   arrays["meta"] = np.asarray(json.dumps(meta))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-",
@@ -94,13 +100,15 @@ def load(directory: str) -> Optional[Checkpoint]:
     return None
   try:
     with np.load(path, allow_pickle=False) as f:
-      tree = {}
+      tree, extra = {}, {}
       for name in f.files:
         if name.startswith("params/"):
           _insert(tree, name.split("/")[1:], f[name])
+        elif name.startswith("arrays/"):
+          extra[name[len("arrays/"):]] = f[name]
       meta = json.loads(str(f["meta"]))
       key = jnp.asarray(f["key"])
   except (OSError, ValueError, KeyError) as e:
     raise ValueError(f"{path} is not a readable glocal_jax checkpoint: {e}"
                      ) from e
-  return Checkpoint(_lists(tree), key, meta)
+  return Checkpoint(_lists(tree), key, meta, extra)

@@ -96,7 +96,8 @@ def _eta(history: list[dict], config: GLocalKConfig) -> float:
 def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         stop_after: Optional[int] = None,
-        log: Callable[[str], None] = print) -> dict:
+        log: Callable[[str], None] = print,
+        epoch_fns: Optional[dict] = None) -> dict:
   """Trains, evaluates every epoch, and summarises one run.
 
   Args:
@@ -109,15 +110,17 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     stop_after: stop after this many epochs in this call (a later call with
       ``resume=True`` continues).
     log: where the per-epoch lines go.
+    epoch_fns: compiled epochs to reuse (see
+      :func:`glocal_jax.training.make_epoch_fns`).
 
   Returns:
     JSON-able dict: ``seed``, ``config``, ``device``, ``seconds`` (training
-    wall time of this call), ``history``, ``best``, ``final`` and, with a
+    wall time, over all resumed calls), ``history``, ``best``, ``final`` and, with a
     validation split, ``selected``; ``complete`` says whether the schedule
     ran to its end.
   """
   key = jax.random.PRNGKey(seed)
-  params, start, history = None, ("pretrain", 0), []
+  params, start, history, seconds_before = None, ("pretrain", 0), [], 0.0
   if resume:
     if not checkpoint_dir:
       raise ValueError("resume needs a checkpoint directory.")
@@ -125,15 +128,22 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     if ckpt is None:
       log(f"No checkpoint in {checkpoint_dir}; starting from scratch.")
     else:
-      if ckpt.meta["config"] != config.to_dict() or ckpt.meta["seed"] != seed:
+      if (GLocalKConfig(**ckpt.meta["config"]) != config
+          or ckpt.meta["seed"] != seed):
         raise ValueError(
             f"The checkpoint in {checkpoint_dir} was written with another "
             f"config or seed ({ckpt.meta['config']}, seed "
             f"{ckpt.meta['seed']}); use the same flags or another folder.")
       params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
+      seconds_before = ckpt.meta["seconds"]
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   done_before = len(history)
+  rows, cols = np.nonzero(data.train)
+  training_arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
+                     "train_rows": rows, "train_cols": cols,
+                     "train_values": data.train[rows, cols],
+                     "shape": np.asarray(data.shape)}
   tic = time.perf_counter()
 
   class _Stop(Exception):
@@ -153,7 +163,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     if checkpoint_dir:
       checkpoint.save(checkpoint_dir, params, key, {
           "config": config.to_dict(), "seed": seed, "phase": record.phase,
-          "epoch": record.epoch, "history": history})
+          "epoch": record.epoch, "history": history,
+          "seconds": seconds_before + time.perf_counter() - tic},
+          arrays=training_arrays)
     if stop_after is not None and len(history) - done_before >= stop_after:
       raise _Stop
     return record.metrics
@@ -161,9 +173,10 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
   complete = True
   try:
     training.train(config, data.train, data.train_mask, key, params=params,
-                   start=start, callback=callback)
+                   start=start, callback=callback, epoch_fns=epoch_fns)
   except _Stop:
     complete = len(history) == config.pretrain_epochs + config.finetune_epochs
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
-          "device": device_info(), "seconds": time.perf_counter() - tic,
+          "device": device_info(),
+          "seconds": seconds_before + time.perf_counter() - tic,
           "complete": complete, "history": history, **summarise(history)}

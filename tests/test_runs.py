@@ -1,0 +1,195 @@
+"""Checkpoints, resume, failure handling, determinism, recommendations."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import glocal_jax as gj
+from glocal_jax import checkpoint, experiment, recommend, training
+from glocal_jax import data as gdata
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = gj.GLocalKConfig(hidden=(12, 12), n_dim=3, pretrain_epochs=3,
+                         finetune_epochs=3, pretrain_maxiter=3,
+                         finetune_maxiter=3)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+  return gdata.split_validation(gdata.synthetic(40, 30, density=0.4, rank=3,
+                                                seed=5), 0.1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def epoch_fns():
+  return training.make_epoch_fns(SMALL)
+
+
+def without_timings(result):
+  result = json.loads(json.dumps(result))
+  result.pop("seconds")
+  for h in result["history"]:
+    h.pop("seconds")
+  return result
+
+
+def quiet(_):
+  pass
+
+
+def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path):
+  params = gj.init_params(jax.random.PRNGKey(0), 5, 4, hidden=(3,),
+                          conv_layers=2)
+  key = jax.random.PRNGKey(7)
+  checkpoint.save(str(tmp_path), params, key, {"epoch": 2},
+                  arrays={"ids": np.arange(3)})
+  assert os.listdir(tmp_path) == [checkpoint.FILENAME]
+  ckpt = checkpoint.load(str(tmp_path))
+  assert jax.tree.structure(ckpt.params) == jax.tree.structure(params)
+  for a, b in zip(jax.tree.leaves(ckpt.params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(ckpt.key, key)
+  assert ckpt.meta == {"epoch": 2}
+  np.testing.assert_array_equal(ckpt.arrays["ids"], np.arange(3))
+  assert checkpoint.load(str(tmp_path / "none")) is None
+  (tmp_path / checkpoint.FILENAME).write_bytes(b"truncated")
+  with pytest.raises(ValueError, match="not a readable"):
+    checkpoint.load(str(tmp_path))
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, small_data,
+                                                          epoch_fns):
+  full = experiment.fit(SMALL, small_data, seed=1, log=quiet,
+                        epoch_fns=epoch_fns)
+  ckpt_dir = str(tmp_path / "ckpt")
+  part = experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=ckpt_dir,
+                        stop_after=4, log=quiet, epoch_fns=epoch_fns)
+  assert not part["complete"] and len(part["history"]) == 4
+  resumed = experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=ckpt_dir,
+                           resume=True, log=quiet, epoch_fns=epoch_fns)
+  assert resumed["complete"]
+  assert without_timings(resumed) == without_timings(full)
+  ckpt = checkpoint.load(ckpt_dir)
+  assert (ckpt.meta["phase"], ckpt.meta["epoch"]) == ("finetune", 3)
+  assert "selected" in full and full["best"]["rmse"] <= full["final"]["rmse"]
+  with pytest.raises(ValueError, match="another config or seed"):
+    experiment.fit(SMALL, small_data, seed=2, checkpoint_dir=ckpt_dir,
+                   resume=True, log=quiet, epoch_fns=epoch_fns)
+
+
+def test_same_seed_same_metrics(small_data, epoch_fns):
+  a = experiment.fit(SMALL, small_data, seed=3, log=quiet, epoch_fns=epoch_fns)
+  b = experiment.fit(SMALL, small_data, seed=3, log=quiet, epoch_fns=epoch_fns)
+  c = experiment.fit(SMALL, small_data, seed=4, log=quiet, epoch_fns=epoch_fns)
+  assert without_timings(a) == without_timings(b)
+  assert a["history"][-1]["loss"] != c["history"][-1]["loss"]
+
+
+def test_non_finite_epoch_stops_and_keeps_last_good_checkpoint(
+    tmp_path, small_data, epoch_fns):
+  calls = {"n": 0}
+
+  def poisoned(params, ratings, mask):
+    calls["n"] += 1
+    params, stats = epoch_fns["finetune"](params, ratings, mask)
+    if calls["n"] == 2:
+      params = jax.tree.map(lambda x: x * jnp.nan, params)
+      stats = stats._replace(loss=jnp.nan)
+    return params, stats
+
+  ckpt_dir = str(tmp_path)
+  with pytest.raises(gj.NonFiniteError, match="finetune epoch 2"):
+    experiment.fit(SMALL, small_data, seed=0, checkpoint_dir=ckpt_dir,
+                   log=quiet, epoch_fns={**epoch_fns, "finetune": poisoned})
+  ckpt = checkpoint.load(ckpt_dir)
+  assert (ckpt.meta["phase"], ckpt.meta["epoch"]) == ("finetune", 1)
+  assert training.all_finite(ckpt.params)
+
+
+def test_recommendation_functions():
+  pred = jnp.asarray([[4.0, 1.0], [6.0, 2.0], [3.0, 0.5], [4.5, 5.0]])
+  ratings = jnp.asarray([[0, 5], [0, 0], [2, 0], [0, 0]], jnp.float32)
+  items, scores = recommend.top_k_unrated(pred, ratings, user=0, k=2)
+  np.testing.assert_array_equal(items, [1, 3])
+  np.testing.assert_allclose(scores, [5.0, 4.5])  # clipped to 5
+  np.testing.assert_allclose(recommend.predict_pairs(
+      pred, jnp.asarray([2, 0]), jnp.asarray([1, 0])), [1.0, 4.0])
+
+
+def run_script(name, *args, timeout=600):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", name), *args],
+      capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
+        "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
+        "--pretrain_maxiter=2", "--finetune_maxiter=2", "--optimizer=scipy"]
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--pretrain_epochs=-1", "pretrain_epochs must be non-negative"),
+    ("--finetune_epochs=0", "finetune_epochs must be positive"),
+    ("--pretrain_maxiter=0", "pretrain_maxiter must be positive"),
+    ("--hidden=500,0", "hidden sizes must be positive"),
+    ("--kernel_size=4", "kernel_size must be a positive odd"),
+    ("--lambda_2=-1", "lambda_2 must be >= 0"),
+    ("--lambda_s=-0.1", "lambda_s must be >= 0"),
+    ("--dot_scale=0", "dot_scale must be non-zero"),
+    ("--dataset=netflix", "dataset"),
+    ("--data_dir=/nonexistent", "not found in /nonexistent"),
+])
+def test_train_script_rejects_bad_flags(tmp_path, flag, message):
+  base = ["--dataset=ml-100k", f"--output_dir={tmp_path}"]
+  proc = run_script("train.py", *base, flag, timeout=120)
+  assert proc.returncode != 0
+  assert message in proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "metrics.json").exists()
+
+
+def test_train_script_nan_exits_non_zero(tmp_path):
+  proc = run_script("train.py", *TINY, "--optimizer=jaxopt", "--lambda_2=1e38",
+                    "--pretrain_epochs=1", "--finetune_epochs=1",
+                    f"--output_dir={tmp_path}",
+                    f"--checkpoint_dir={tmp_path / 'ckpt'}")
+  assert proc.returncode == 2, proc.stderr
+  assert "pretrain epoch 1" in proc.stderr and "non-finite" in proc.stderr
+
+
+def test_train_resume_and_recommend_scripts(tmp_path):
+  ckpt = str(tmp_path / "ckpt")
+  args = [*TINY, "--pretrain_epochs=2", "--finetune_epochs=2",
+          "--validation_fraction=0.1"]
+  full = run_script("train.py", *args, f"--output_dir={tmp_path / 'full'}")
+  assert full.returncode == 0, full.stderr
+  part = run_script("train.py", *args, f"--output_dir={tmp_path / 'part'}",
+                    f"--checkpoint_dir={ckpt}", "--stop_after=3")
+  assert part.returncode == 0, part.stderr
+  resumed = run_script("train.py", *args, f"--output_dir={tmp_path / 'part'}",
+                       f"--checkpoint_dir={ckpt}", "--resume")
+  assert resumed.returncode == 0, resumed.stderr
+  load = lambda d: without_timings(json.load(open(tmp_path / d /
+                                                  "metrics.json")))
+  assert load("part") == load("full")
+  metrics = load("full")
+  for key in ("dataset", "seed", "config", "device", "history", "best",
+              "final", "selected"):
+    assert key in metrics
+  rec = run_script("recommend.py", f"--checkpoint_dir={ckpt}", "--user=3",
+                   "--k=4")
+  assert rec.returncode == 0, rec.stderr
+  lines = [l for l in rec.stdout.splitlines() if l.startswith(("1\t", "2\t",
+                                                              "3\t", "4\t"))]
+  assert len(lines) == 4
+  scores = [float(l.split("\t")[2]) for l in lines]
+  assert scores == sorted(scores, reverse=True)
+  assert all(1.0 <= s <= 5.0 for s in scores)
+  bad = run_script("recommend.py", f"--checkpoint_dir={ckpt}", "--user=999")
+  assert bad.returncode == 2 and "unknown user id 999" in bad.stderr
