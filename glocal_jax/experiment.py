@@ -180,3 +180,88 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
           "device": device_info(),
           "seconds": seconds_before + time.perf_counter() - tic,
           "complete": complete, "history": history, **summarise(history)}
+
+
+def evaluate_seeds(config: GLocalKConfig, params, data: RatingData,
+                   phase: str) -> dict:
+  """Per-seed and ensemble metrics of parameters stacked over seeds.
+
+  Returns ``{"test_rmse": [one per seed], ..., "ensemble_test_rmse": x,
+  ...}``; the ensemble predicts the mean of the seeds' clipped predictions.
+  """
+  pred = jax.vmap(lambda p: training.predictions(config, p, data.train,
+                                                 phase))(params)
+  ensemble = jax.numpy.mean(jax.numpy.clip(pred, 1.0, 5.0), axis=0)
+  splits = [("test", data.test, data.test_mask)]
+  if data.valid is not None:
+    splits.append(("valid", data.valid, data.valid_mask))
+  out = {}
+  for split, target, mask in splits:
+    per_seed = jax.vmap(metrics.evaluate, in_axes=(0, None, None))(
+        pred, target, mask)
+    out.update({f"{split}_{k}": np.asarray(v).tolist()
+                for k, v in per_seed.items()})
+    out.update({f"ensemble_{split}_{k}": float(v) for k, v in
+                metrics.evaluate(ensemble, target, mask).items()})
+  return out
+
+
+def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
+  """The history of one seed (``index``) or of the ensemble (None)."""
+  view = []
+  for h in history:
+    m = h["metrics"]
+    if index is None:
+      picked = {k[len("ensemble_"):]: v for k, v in m.items()
+                if k.startswith("ensemble_")}
+    else:
+      picked = {k: v[index] for k, v in m.items()
+                if not k.startswith("ensemble_")}
+    view.append({**h, "metrics": picked})
+  return view
+
+
+def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
+              log: Callable[[str], None] = print,
+              epoch_fns: Optional[dict] = None) -> dict:
+  """Trains ``len(seeds)`` seeds as one vmapped, compiled program.
+
+  Seed ``s`` starts from ``jax.random.PRNGKey(s)``, as :func:`fit` does.
+
+  Returns:
+    JSON-able dict: ``seeds``, ``config``, ``device``, ``seconds``,
+    ``history`` (per-seed lists and ensemble values per epoch),
+    ``per_seed`` (each seed's :func:`summarise`), ``mean`` / ``std`` over
+    seeds of each summary value, and ``ensemble`` (:func:`summarise` of the
+    mean clipped prediction).
+  """
+  keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
+  history = []
+  tic = time.perf_counter()
+
+  def callback(record: training.EpochRecord, params) -> dict:
+    record.metrics = evaluate_seeds(config, params, data, record.phase)
+    history.append(record.to_dict())
+    m = record.metrics
+    log(f"{record.phase} epoch {record.epoch}: test RMSE per seed "
+        f"{np.round(m['test_rmse'], 4).tolist()} ensemble "
+        f"{m['ensemble_test_rmse']:.4f} | {time.perf_counter() - tic:.1f}s "
+        f"elapsed, ETA {_eta(history, config):.0f}s")
+    return record.metrics
+
+  training.train(config, data.train, data.train_mask, keys, callback=callback,
+                 epoch_fns=epoch_fns or training.make_epoch_fns(
+                     config, batched=True))
+  per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
+  stats = {}
+  for name in ("mean", "std"):
+    reduce = np.mean if name == "mean" else np.std
+    stats[name] = {
+        block: {k: float(reduce([s[block][k] for s in per_seed]))
+                for k in per_seed[0][block] if not k.endswith("epoch")}
+        for block in ("best", "final", "selected") if block in per_seed[0]}
+  return {"dataset": data.name, "seeds": list(seeds),
+          "config": config.to_dict(), "device": device_info(),
+          "seconds": time.perf_counter() - tic, "history": history,
+          "per_seed": per_seed, **stats,
+          "ensemble": summarise(_seed_view(history, None))}

@@ -35,17 +35,18 @@ class EpochRecord:
   Attributes:
     phase: ``"pretrain"`` or ``"finetune"``.
     epoch: 1-based epoch number within the phase.
-    loss: training loss after the epoch.
-    evaluations: loss-and-gradient evaluations in the epoch.
-    iterations: L-BFGS-B iterations in the epoch.
+    loss: training loss after the epoch (a list, one per seed, when seeds
+      are trained together).
+    evaluations: loss-and-gradient evaluations in the epoch (ditto).
+    iterations: L-BFGS-B iterations in the epoch (ditto).
     seconds: wall time of the epoch (compilation included for the first).
     metrics: whatever the callback returned (e.g. test RMSE).
   """
   phase: str
   epoch: int
-  loss: float
-  evaluations: int
-  iterations: int
+  loss: float | list[float]
+  evaluations: int | list[int]
+  iterations: int | list[int]
   seconds: float
   metrics: dict = dataclasses.field(default_factory=dict)
 
@@ -125,7 +126,9 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
     config: hyper-parameters and schedule.
     ratings: ``(m, n)`` training ratings, items x users, 0 = unrated.
     mask: ``(m, n)`` training mask.
-    key: PRNG key for the initialisation (ignored when ``params`` is given).
+    key: PRNG key for the initialisation (ignored when ``params`` is given);
+      a stack of keys ``(s, 2)`` initialises ``s`` seeds stacked along a
+      leading axis, to train with ``make_epoch_fns(config, batched=True)``.
     params: parameters to start from (e.g. a checkpoint).
     start: ``(phase, epochs_done)`` -- where ``params`` stand in the
       schedule; the default starts from scratch.
@@ -152,7 +155,10 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
   if params is None:
     if key is None:
       raise ValueError("train needs a PRNG key or initial params.")
-    params = init_params(config, key, *ratings.shape)
+    key = jnp.asarray(key)
+    init = functools.partial(init_params, config, n_items=ratings.shape[0],
+                             n_users=ratings.shape[1])
+    params = jax.vmap(init)(key) if key.ndim == 2 else init(key)
   epoch_fns = epoch_fns or make_epoch_fns(config)
   history = []
   for phase in PHASES[PHASES.index(start[0]):]:
@@ -165,28 +171,40 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
         new_params = {**params, "autoencoder": ae}
       else:
         new_params, stats = epoch_fns[phase](params, ratings, mask)
-      loss = float(stats.loss)
-      if not (np.isfinite(loss) and all_finite(new_params)):
+      loss = np.asarray(stats.loss)
+      if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
         raise NonFiniteError(
             f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
             "non-finite; lower the regularisers' scale or check the data.")
       params = new_params
-      record = EpochRecord(phase, epoch, loss, int(stats.evaluations),
-                           int(stats.iterations), time.perf_counter() - tic)
+      record = EpochRecord(phase, epoch, loss.tolist(),
+                           np.asarray(stats.evaluations).tolist(),
+                           np.asarray(stats.iterations).tolist(),
+                           time.perf_counter() - tic)
       if callback is not None:
         record.metrics = callback(record, params) or {}
       history.append(record)
   return TrainResult(params, history)
 
 
-def make_epoch_fns(config: GLocalKConfig, **options) -> dict[str, EpochFn]:
-  """The pre-training and fine-tuning epochs of ``config``'s driver;
-  ``options`` go to :func:`glocal_jax.optim.lbfgsb_epoch`."""
-  return {
-      "pretrain": lbfgsb_epoch(config.optimizer, pretrain_loss_fn(config),
-                               config.pretrain_maxiter, config.history_size,
-                               **options),
-      "finetune": lbfgsb_epoch(config.optimizer, finetune_loss_fn(config),
-                               config.finetune_maxiter, config.history_size,
-                               **options),
-  }
+def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
+                   **options) -> dict[str, EpochFn]:
+  """The pre-training and fine-tuning epochs of ``config``'s driver.
+
+  Args:
+    config: the run's configuration (driver, iterations, losses).
+    batched: ``jax.vmap`` the epochs over parameters stacked along a leading
+      axis (several seeds as one compiled program; jaxopt drivers only).
+    **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
+  """
+  if batched and config.optimizer == "scipy":
+    raise ValueError("batched (vmapped) seeds need a jaxopt driver, not scipy.")
+  fns = {}
+  for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
+                         ("finetune", finetune_loss_fn(config))):
+    fn = lbfgsb_epoch(config.optimizer, loss_fn,
+                      getattr(config, f"{phase}_maxiter"), config.history_size,
+                      **options)
+    fns[phase] = jax.jit(jax.vmap(fn, in_axes=(0, None, None))) if batched \
+        else fn
+  return fns
