@@ -33,6 +33,9 @@ common.define_data_flags()
 common.define_model_flags()
 flags.DEFINE_list("drivers", ["jaxopt", "scipy"], "Driver specs to compare.")
 flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all drivers).")
+flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one vmapped "
+                     "program (jaxopt drivers); best/final RMSE are then the "
+                     "means over seeds.")
 flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
 FLAGS = flags.FLAGS
 
@@ -71,8 +74,9 @@ def flops_per_evaluation(loss_fn, *args) -> float:
 def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   name, options = parse_driver(spec)
   config = config.replace(optimizer=name)
+  batched = FLAGS.seeds > 1
   try:
-    fns = training.make_epoch_fns(config, **options)
+    fns = training.make_epoch_fns(config, batched=batched, **options)
   except (TypeError, ValueError) as e:
     common.fail(f"driver {spec!r}: {e}")
   ratings = jax.numpy.asarray(data.train)
@@ -86,9 +90,12 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
     first[phase] = time.perf_counter() - tic
 
   def callback(record, params):
-    if record.phase == "finetune":
-      return experiment.evaluate(config, params, data, "finetune")
-    return None
+    if record.phase != "finetune":
+      return None
+    if batched:
+      out = experiment.evaluate_seeds(config, params, data, "finetune")
+      return {"test_rmse": out["test_rmse"]}
+    return experiment.evaluate(config, params, data, "finetune")
 
   result = gj.train(config, data.train, data.train_mask, params=params0,
                     callback=callback, epoch_fns=fns)
@@ -98,25 +105,30 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   compile_seconds = sum(max(0.0, first[p] - float(np.median(seconds[p])))
                         for p in training.PHASES if seconds[p])
   train_seconds = sum(r.seconds for r in history)
-  iterations = sum(r.iterations for r in history)
-  evals = {p: sum(r.evaluations for r in history if r.phase == p)
+  # Vmapped seeds: a batched epoch lasts as long as its longest seed.
+  most = lambda x: int(np.max(x))
+  iterations = sum(most(r.iterations) for r in history)
+  evals = {p: sum(int(np.sum(r.evaluations)) for r in history if r.phase == p)
            for p in training.PHASES}
+  one = jax.tree.map(lambda x: x[0], params0) if batched else params0
   flops = {
       "pretrain": flops_per_evaluation(training.pretrain_loss_fn(config),
-                                       params0["autoencoder"], ratings, mask),
+                                       one["autoencoder"], ratings, mask),
       "finetune": flops_per_evaluation(training.finetune_loss_fn(config),
-                                       params0, ratings, mask)}
+                                       one, ratings, mask)}
   total_flops = sum(evals[p] * flops[p] for p in training.PHASES)
-  rmses = [r.metrics["test_rmse"] for r in history if r.phase == "finetune"]
+  rmses = np.array([r.metrics["test_rmse"] for r in history
+                    if r.phase == "finetune"]).reshape(-1, FLAGS.seeds)
   return {
       "driver": spec,
+      "seeds": FLAGS.seeds,
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
       "ms_per_iteration": round(1000 * train_seconds / max(iterations, 1), 1),
       "iterations": iterations,
       "evaluations": sum(evals.values()),
-      "best_rmse": round(min(rmses), 4) if rmses else None,
-      "final_rmse": round(rmses[-1], 4) if rmses else None,
+      "best_rmse": round(float(rmses.min(0).mean()), 4) if rmses.size else None,
+      "final_rmse": round(float(rmses[-1].mean()), 4) if rmses.size else None,
       "gflops_per_evaluation": {p: round(f / 1e9, 2) for p, f in flops.items()},
       "achieved_gflops": round(total_flops / 1e9 / train_seconds, 1),
   }
@@ -131,11 +143,15 @@ def main(argv):
   print(f"schedule: {config.pretrain_epochs} x {config.pretrain_maxiter} "
         f"pre-training, {config.finetune_epochs} x {config.finetune_maxiter} "
         "fine-tuning iterations")
-  params0 = training.init_params(config, jax.random.PRNGKey(FLAGS.seed),
-                                 *data.shape)
+  if FLAGS.seeds <= 0:
+    common.fail(f"--seeds must be positive, got {FLAGS.seeds}")
+  keys = jax.numpy.stack([jax.random.PRNGKey(FLAGS.seed + i)
+                          for i in range(FLAGS.seeds)])
+  init = lambda k: training.init_params(config, k, *data.shape)
+  params0 = jax.vmap(init)(keys) if FLAGS.seeds > 1 else init(keys[0])
   rows = [bench_driver(spec, config, data, params0) for spec in FLAGS.drivers]
   device = experiment.device_info()
-  columns = ["driver", "compile_seconds", "train_seconds", "ms_per_iteration",
+  columns = ["driver", "seeds", "compile_seconds", "train_seconds", "ms_per_iteration",
              "evaluations", "best_rmse", "final_rmse", "achieved_gflops"]
   print(f"device: {device}")
   print(" | ".join(columns))

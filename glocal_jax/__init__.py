@@ -10,7 +10,11 @@ Pure functions over plain parameter pytrees:
   :func:`finetune_loss`;
 * metrics: :func:`rmse`, :func:`mae`, :func:`ndcg`;
 * training with L-BFGS-B: :func:`train`, :class:`GLocalKConfig`,
-  :func:`preset`.
+  :func:`preset`;
+* using a model: :func:`predict_pairs`, :func:`top_k_unrated`.
+
+Data loaders live in :mod:`glocal_jax.data`, evaluated runs (both protocols,
+vmapped seeds, checkpoints) in :mod:`glocal_jax.experiment`.
 """
 
 from glocal_jax.config import GLocalKConfig, PRESETS, preset
@@ -24,6 +28,7 @@ from glocal_jax.model import (autoencoder, finetune_loss, finetune_predictions,
                               pretrain_loss)
 from glocal_jax.optim import (EpochStats, jaxopt_lbfgsb_epoch, lbfgsb_epoch,
                               scipy_lbfgsb_epoch)
+from glocal_jax.recommend import predict_pairs, top_k_unrated
 from glocal_jax.training import (EpochRecord, NonFiniteError, TrainResult,
                                  make_epoch_fns, predictions, train)
 

@@ -193,3 +193,19 @@ def test_train_resume_and_recommend_scripts(tmp_path):
   assert all(1.0 <= s <= 5.0 for s in scores)
   bad = run_script("recommend.py", f"--checkpoint_dir={ckpt}", "--user=999")
   assert bad.returncode == 2 and "unknown user id 999" in bad.stderr
+
+
+def test_vmapped_seeds_equal_separate_runs(small_data, epoch_fns):
+  together = experiment.fit_seeds(SMALL, small_data, [3, 4], log=quiet)
+  for i, seed in enumerate([3, 4]):
+    alone = experiment.fit(SMALL, small_data, seed, log=quiet,
+                           epoch_fns=epoch_fns)
+    for h_together, h_alone in zip(together["history"], alone["history"]):
+      np.testing.assert_allclose(h_together["loss"][i], h_alone["loss"],
+                                 rtol=1e-4)
+    np.testing.assert_allclose(together["per_seed"][i]["best"]["rmse"],
+                               alone["best"]["rmse"], rtol=1e-4)
+  rmses = [s["best"]["rmse"] for s in together["per_seed"]]
+  assert together["mean"]["best"]["rmse"] == pytest.approx(np.mean(rmses))
+  assert together["std"]["best"]["rmse"] == pytest.approx(np.std(rmses))
+  assert "selected" in together["ensemble"]
