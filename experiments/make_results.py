@@ -24,7 +24,7 @@ def fmt(x, digits=4):
   if x is None:
     return "-"
   if isinstance(x, float):
-    return f"{x:.{digits}f}"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.{digits}f}"
   return str(x)
 
 
