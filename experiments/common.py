@@ -128,7 +128,10 @@ def define_sweep_flags() -> None:
   flags.DEFINE_string("output_dir", None, "Where the JSON/CSV/PNG go.")
 
 
-def check_sweep_flags() -> None:
+def check_sweep_flags(argv: list[str]) -> None:
+  """Refuses stray arguments and out-of-range sweep flags."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}")
   if not FLAGS.output_dir:
     fail("--output_dir is required")
   if FLAGS.seeds <= 0:
@@ -145,6 +148,17 @@ def check_sweep_flags() -> None:
   if FLAGS.optimizer == "scipy":
     fail("the table scripts train seeds as one vmapped program: use a jaxopt "
          "--optimizer")
+
+
+def number_list(flag: str, cast, valid, requirement: str) -> list:
+  """``--flag``'s comma-separated values cast and checked, or a clear exit."""
+  try:
+    values = [cast(v) for v in FLAGS[flag].value]
+  except ValueError:
+    fail(f"--{flag} must be {cast.__name__} values, got {FLAGS[flag].value}")
+  if not all(valid(v) for v in values):
+    fail(f"--{flag} values must be {requirement}, got {values}")
+  return values
 
 
 def sweep_datasets():

@@ -27,15 +27,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
-  common.check_sweep_flags()
-  try:
-    ratios = [float(r) for r in FLAGS.ratios]
-  except ValueError:
-    common.fail(f"--ratios must be numbers, got {FLAGS.ratios}")
-  if any(not 0 < r <= 1 for r in ratios):
-    common.fail(f"--ratios must be in (0, 1], got {ratios}")
+  common.check_sweep_flags(argv)
+  ratios = common.number_list("ratios", float, lambda r: 0 < r <= 1,
+                              "in (0, 1]")
   rows = []
   for name, data in common.sweep_datasets():
     for ratio in ratios:

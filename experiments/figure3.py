@@ -25,15 +25,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
-  common.check_sweep_flags()
-  try:
-    grid = [int(e) for e in FLAGS.pretrain_epoch_grid]
-  except ValueError:
-    common.fail("--pretrain_epoch_grid must be integers")
-  if any(e < 0 for e in grid):
-    common.fail(f"--pretrain_epoch_grid must be >= 0, got {grid}")
+  common.check_sweep_flags(argv)
+  grid = common.number_list("pretrain_epoch_grid", int, lambda e: e >= 0,
+                            ">= 0")
   rows = []
   for name, data in common.sweep_datasets():
     for epochs in grid:

@@ -30,9 +30,7 @@ PAPER = {  # Table 1 of the paper (mean of 5 runs).
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
-  common.check_sweep_flags()
+  common.check_sweep_flags(argv)
   for m in FLAGS.models:
     if m not in common.MODELS:
       common.fail(f"unknown model {m!r}; known: {list(common.MODELS)}")

@@ -39,9 +39,7 @@ COLUMN = {"ml-100k": 0, "ml-1m": 1, "douban": 2}
 
 
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
-  common.check_sweep_flags()
+  common.check_sweep_flags(argv)
   rows = []
   for name, data in common.sweep_datasets():
     for factor, value, overrides in VARIANTS:

@@ -209,3 +209,26 @@ def test_vmapped_seeds_equal_separate_runs(small_data, epoch_fns):
   assert together["mean"]["best"]["rmse"] == pytest.approx(np.mean(rmses))
   assert together["std"]["best"]["rmse"] == pytest.approx(np.std(rmses))
   assert "selected" in together["ensemble"]
+
+
+def test_table1_script_writes_the_promised_rows(tmp_path):
+  proc = run_script("table1.py", "--datasets=synthetic,ml-1m",
+                    f"--data_root={tmp_path / 'nothing'}", "--models=sparsefc",
+                    "--synthetic_items=30", "--synthetic_users=20",
+                    "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
+                    "--pretrain_epochs=1", "--finetune_epochs=1",
+                    "--pretrain_maxiter=2", "--finetune_maxiter=2",
+                    "--seeds=2", f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr
+  assert "skipping ml-1m" in proc.stdout
+  rows = json.load(open(tmp_path / "table1.json"))
+  assert [(r["model"], r["protocol"]) for r in rows] == [
+      ("sparsefc", "paper"), ("sparsefc", "validation")]
+  for row in rows:
+    for key in ("dataset", "model", "protocol", "seeds", "rmse_mean",
+                "rmse_std", "mae_mean", "ndcg_mean", "ensemble_rmse",
+                "seconds"):
+      assert key in row
+    assert row["seeds"] == 2 and len(row["per_seed_rmse"]) == 2
+    assert row["rmse_mean"] == pytest.approx(np.mean(row["per_seed_rmse"]))
+  assert (tmp_path / "table1.csv").read_text().startswith("dataset,model,")
