@@ -100,6 +100,11 @@ NOTES = {
         "validation row; the rest came from `--datasets=douban "
         "--models=sparsefc,i-autorec` and `--datasets=douban "
         "--models=glocal-k --protocols=validation`), rows concatenated.",
+    "figure3_h100.json":
+        "Partial: run on an NVIDIA H100 as `python experiments/figure3.py "
+        "--datasets=ml-100k --seeds=3 --protocols=paper "
+        "--data_root=DATA --output_dir=DIR`, stopped by the device's time "
+        "limit after 3 of the 7 pre-training settings.",
 }
 
 
