@@ -37,6 +37,8 @@ flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one vmapped "
                      "program (jaxopt drivers); best/final RMSE are then the "
                      "means over seeds.")
 flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
+flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
+                  "With --seeds > 1: vmap the seeds, or lax.map over them.")
 FLAGS = flags.FLAGS
 
 
@@ -76,7 +78,8 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   config = config.replace(optimizer=name)
   batched = FLAGS.seeds > 1
   try:
-    fns = training.make_epoch_fns(config, batched=batched, **options)
+    fns = training.make_epoch_fns(config, batched=batched,
+                                  seed_batching=FLAGS.seed_batching, **options)
   except (TypeError, ValueError) as e:
     common.fail(f"driver {spec!r}: {e}")
   ratings = jax.numpy.asarray(data.train)
@@ -122,6 +125,7 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   return {
       "driver": spec,
       "seeds": FLAGS.seeds,
+      "seed_batching": FLAGS.seed_batching if batched else None,
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
       "ms_per_iteration": round(1000 * train_seconds / max(iterations, 1), 1),

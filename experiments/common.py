@@ -125,6 +125,9 @@ def define_sweep_flags() -> None:
                      "Share of training ratings held out (validation "
                      "protocol).")
   flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
+  flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
+                    "Seeds as one jax.vmap-ed program, or lax.map over them "
+                    "inside one program (faster on a CPU; docs/optimizer.md).")
   flags.DEFINE_string("output_dir", None, "Where the JSON/CSV/PNG go.")
 
 
@@ -196,7 +199,8 @@ def model_config(dataset: str, model: str, **overrides) -> "gj.GLocalKConfig":
 def _batched_epoch_fns(config: "gj.GLocalKConfig") -> dict:
   """Compiled vmapped epochs, shared by the rows of one config."""
   from glocal_jax import training  # pylint: disable=g-import-not-at-top
-  return training.make_epoch_fns(config, batched=True)
+  return training.make_epoch_fns(config, batched=True,
+                                 seed_batching=FLAGS.seed_batching)
 
 
 def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
@@ -213,7 +217,7 @@ def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
                                 epoch_fns=_batched_epoch_fns(config))
   block = "best" if protocol == "paper" else "selected"
   row = {"dataset": data.name, **fields, "protocol": protocol,
-         "seeds": len(seeds),
+         "seeds": len(seeds), "seed_batching": FLAGS.seed_batching,
          "rmse_mean": result["mean"][block]["rmse"],
          "rmse_std": result["std"][block]["rmse"],
          "mae_mean": result["mean"][block]["mae"],

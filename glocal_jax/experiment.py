@@ -227,6 +227,9 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   """Trains ``len(seeds)`` seeds as one vmapped, compiled program.
 
   Seed ``s`` starts from ``jax.random.PRNGKey(s)``, as :func:`fit` does.
+  ``epoch_fns`` may come from ``make_epoch_fns(config, batched=True,
+  seed_batching="map")`` to run the seeds one after the other inside the
+  program instead (see docs/optimizer.md).
 
   Returns:
     JSON-able dict: ``seeds``, ``config``, ``device``, ``seconds``,

@@ -187,24 +187,43 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
   return TrainResult(params, history)
 
 
+SEED_BATCHING: tuple[str, ...] = ("vmap", "map")
+
+
 def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
-                   **options) -> dict[str, EpochFn]:
+                   seed_batching: str = "vmap", **options
+                   ) -> dict[str, EpochFn]:
   """The pre-training and fine-tuning epochs of ``config``'s driver.
 
   Args:
     config: the run's configuration (driver, iterations, losses).
-    batched: ``jax.vmap`` the epochs over parameters stacked along a leading
-      axis (several seeds as one compiled program; jaxopt drivers only).
+    batched: run the epochs over parameters stacked along a leading axis
+      (several seeds as one compiled program; jaxopt drivers only).
+    seed_batching: how a batched epoch runs its seeds: ``"vmap"`` (one
+      vectorised program) or ``"map"`` (``lax.map``: one seed after the
+      other inside the compiled program, which avoids the both-branches cost
+      of jaxopt's line-search ``lax.cond`` under ``vmap``; see
+      docs/optimizer.md).
     **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
   """
   if batched and config.optimizer == "scipy":
     raise ValueError("batched (vmapped) seeds need a jaxopt driver, not scipy.")
+  if seed_batching not in SEED_BATCHING:
+    raise ValueError(f"seed_batching must be one of {SEED_BATCHING}, got "
+                     f"{seed_batching!r}.")
   fns = {}
   for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
                          ("finetune", finetune_loss_fn(config))):
     fn = lbfgsb_epoch(config.optimizer, loss_fn,
                       getattr(config, f"{phase}_maxiter"), config.history_size,
                       **options)
-    fns[phase] = jax.jit(jax.vmap(fn, in_axes=(0, None, None))) if batched \
-        else fn
+    if batched and seed_batching == "vmap":
+      fn = jax.jit(jax.vmap(fn, in_axes=(0, None, None)))
+    elif batched:
+      fn = jax.jit(functools.partial(_map_seeds, fn))
+    fns[phase] = fn
   return fns
+
+
+def _map_seeds(fn, params, ratings, mask):
+  return jax.lax.map(lambda p: fn(p, ratings, mask), params)

@@ -195,8 +195,13 @@ def test_train_resume_and_recommend_scripts(tmp_path):
   assert bad.returncode == 2 and "unknown user id 999" in bad.stderr
 
 
-def test_vmapped_seeds_equal_separate_runs(small_data, epoch_fns):
-  together = experiment.fit_seeds(SMALL, small_data, [3, 4], log=quiet)
+@pytest.mark.parametrize("seed_batching", ["vmap", "map"])
+def test_batched_seeds_equal_separate_runs(small_data, epoch_fns,
+                                           seed_batching):
+  together = experiment.fit_seeds(
+      SMALL, small_data, [3, 4], log=quiet,
+      epoch_fns=training.make_epoch_fns(SMALL, batched=True,
+                                        seed_batching=seed_batching))
   for i, seed in enumerate([3, 4]):
     alone = experiment.fit(SMALL, small_data, seed, log=quiet,
                            epoch_fns=epoch_fns)
