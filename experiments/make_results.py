@@ -86,11 +86,19 @@ def benchmark_section(out):
                f"{b['shape'][0]}x{b['shape'][1]}, {device_name(b['device'])}, "
                f"{c['pretrain_epochs']}x{c['pretrain_maxiter']} + "
                f"{c['finetune_epochs']}x{c['finetune_maxiter']} iterations\n")
-    cols = ["driver", "seeds", "compile_seconds", "train_seconds",
+    cols = ["driver", "seeds", "seed_batching", "compile_seconds",
+            "train_seconds",
             "ms_per_iteration", "evaluations", "best_rmse", "final_rmse",
             "achieved_gflops"]
-    out.append(table(cols, [[r.get(k, 1 if k == "seeds" else None)
-                             for k in cols] for r in b["rows"]]) + "\n")
+    defaults = {"seeds": 1}
+    rows = []
+    for r in b["rows"]:
+      # Files written before --seed_batching existed batched with vmap.
+      if r.get("seeds", 1) > 1:
+        defaults["seed_batching"] = "vmap"
+      rows.append([r.get(k, defaults.get(k)) for k in cols])
+      defaults.pop("seed_batching", None)
+    out.append(table(cols, rows) + "\n")
 
 
 NOTES = {
