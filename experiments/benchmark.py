@@ -108,9 +108,8 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   compile_seconds = sum(max(0.0, first[p] - float(np.median(seconds[p])))
                         for p in training.PHASES if seconds[p])
   train_seconds = sum(r.seconds for r in history)
-  # Vmapped seeds: a batched epoch lasts as long as its longest seed.
-  most = lambda x: int(np.max(x))
-  iterations = sum(most(r.iterations) for r in history)
+  # Batched seeds: a batched epoch lasts as long as its longest seed.
+  iterations = sum(int(np.max(r.iterations)) for r in history)
   evals = {p: sum(int(np.sum(r.evaluations)) for r in history if r.phase == p)
            for p in training.PHASES}
   one = jax.tree.map(lambda x: x[0], params0) if batched else params0
@@ -155,8 +154,9 @@ def main(argv):
   params0 = jax.vmap(init)(keys) if FLAGS.seeds > 1 else init(keys[0])
   rows = [bench_driver(spec, config, data, params0) for spec in FLAGS.drivers]
   device = experiment.device_info()
-  columns = ["driver", "seeds", "compile_seconds", "train_seconds", "ms_per_iteration",
-             "evaluations", "best_rmse", "final_rmse", "achieved_gflops"]
+  columns = ["driver", "seeds", "seed_batching", "compile_seconds",
+             "train_seconds", "ms_per_iteration", "evaluations", "best_rmse",
+             "final_rmse", "achieved_gflops"]
   print(f"device: {device}")
   print(" | ".join(columns))
   for row in rows:

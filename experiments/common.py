@@ -85,15 +85,23 @@ def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
     fail(str(e))
 
 
-def load(dataset: str, data_dir: str | None) -> gdata.RatingData:
-  """Loads ``dataset``, turning data errors into a clear exit."""
+def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
+         **options) -> gdata.RatingData | None:
+  """Loads ``dataset`` (``options`` go to its loader), turning data errors
+  into a clear exit; with ``skip_missing``, missing files print a message and
+  give None instead."""
   try:
     if dataset == "synthetic":
       return gdata.synthetic(FLAGS.synthetic_items, FLAGS.synthetic_users,
                              FLAGS.synthetic_density, FLAGS.synthetic_rank)
-    return gdata.load_dataset(dataset, data_dir, FLAGS.download)
-  except (gdata.MissingDataError, gdata.DataFormatError, ValueError) as e:
+    return gdata.load_dataset(dataset, data_dir, FLAGS.download, **options)
+  except gdata.MissingDataError as e:
+    if not skip_missing:
+      fail(str(e))
+    print(f"skipping {dataset}: {e}")
+  except (gdata.DataFormatError, ValueError) as e:
     fail(str(e))
+  return None
 
 
 def write_json(path: str, obj) -> None:
@@ -169,13 +177,9 @@ def sweep_datasets():
   skipped with a message (ML-1M is not always at hand)."""
   for name in FLAGS.datasets:
     data_dir = os.path.join(FLAGS.data_root, name) if FLAGS.data_root else None
-    try:
-      if name == "synthetic":
-        yield name, load(name, data_dir)
-      else:
-        yield name, gdata.load_dataset(name, data_dir, FLAGS.download)
-    except gdata.MissingDataError as e:
-      print(f"skipping {name}: {e}")
+    data = load(name, data_dir, skip_missing=True)
+    if data is not None:
+      yield name, data
 
 
 def model_config(dataset: str, model: str, **overrides) -> "gj.GLocalKConfig":

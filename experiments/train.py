@@ -55,14 +55,9 @@ def main(argv):
                 f"{FLAGS.validation_fraction}")
   overrides = {"finetune_epochs": 0} if FLAGS.pretrain_only else {}
   config = common.config_for(FLAGS.dataset, **overrides)
-  if FLAGS.dataset == "ml-1m":
-    try:
-      data = gdata.load_ml_1m(FLAGS.data_dir, FLAGS.download,
-                              FLAGS.ml1m_test_fraction, FLAGS.ml1m_seed)
-    except (gdata.MissingDataError, gdata.DataFormatError, ValueError) as e:
-      common.fail(str(e))
-  else:
-    data = common.load(FLAGS.dataset, FLAGS.data_dir)
+  options = ({"test_fraction": FLAGS.ml1m_test_fraction,
+              "seed": FLAGS.ml1m_seed} if FLAGS.dataset == "ml-1m" else {})
+  data = common.load(FLAGS.dataset, FLAGS.data_dir, **options)
   if FLAGS.validation_fraction > 0:
     data = gdata.split_validation(data, FLAGS.validation_fraction,
                                   FLAGS.validation_seed)

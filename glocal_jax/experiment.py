@@ -115,8 +115,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
 
   Returns:
     JSON-able dict: ``seed``, ``config``, ``device``, ``seconds`` (training
-    wall time, over all resumed calls), ``history``, ``best``, ``final`` and, with a
-    validation split, ``selected``; ``complete`` says whether the schedule
+    wall time, over all resumed calls), ``history``, ``best``, ``final``
+    and, with a validation split, ``selected``; ``complete`` says whether the schedule
     ran to its end.
   """
   key = jax.random.PRNGKey(seed)
@@ -139,11 +139,12 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   done_before = len(history)
-  rows, cols = np.nonzero(data.train)
-  training_arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
-                     "train_rows": rows, "train_cols": cols,
-                     "train_values": data.train[rows, cols],
-                     "shape": np.asarray(data.shape)}
+  if checkpoint_dir:  # the ratings and ids, so a checkpoint can recommend
+    rows, cols = np.nonzero(data.train)
+    training_arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
+                       "train_rows": rows, "train_cols": cols,
+                       "train_values": data.train[rows, cols],
+                       "shape": np.asarray(data.shape)}
   tic = time.perf_counter()
 
   class _Stop(Exception):
