@@ -199,26 +199,54 @@ def model_config(dataset: str, model: str, **overrides) -> "gj.GLocalKConfig":
   return config
 
 
+def batched_epoch_fns(config: "gj.GLocalKConfig") -> dict:
+  """Compiled epochs over ``--seeds`` seeds, shared by every row whose
+  config differs only in the number of epochs."""
+  return _batched_epoch_fns(config.replace(pretrain_epochs=1,
+                                           finetune_epochs=1))
+
+
 @functools.lru_cache(maxsize=None)
 def _batched_epoch_fns(config: "gj.GLocalKConfig") -> dict:
-  """Compiled vmapped epochs, shared by the rows of one config."""
   from glocal_jax import training  # pylint: disable=g-import-not-at-top
   return training.make_epoch_fns(config, batched=True,
                                  seed_batching=FLAGS.seed_batching)
 
 
-def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
-            protocol: str, **fields) -> dict:
-  """Trains ``--seeds`` seeds on ``data`` and summarises one table row."""
-  from glocal_jax import experiment  # pylint: disable=g-import-not-at-top
+def protocol_data(data: gdata.RatingData, protocol: str) -> gdata.RatingData:
+  """``data`` as trained on under ``protocol`` (validation: a seeded share
+  of the training ratings held out)."""
   if protocol == "validation":
-    data = gdata.split_validation(data, FLAGS.validation_fraction,
+    return gdata.split_validation(data, FLAGS.validation_fraction,
                                   FLAGS.validation_seed)
+  return data
+
+
+def log_line(line: str) -> None:
+  print("  " + line)
+
+
+def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
+            protocol: str, snapshot=None, **fields) -> dict:
+  """Trains ``--seeds`` seeds on ``data`` and summarises one table row.
+
+  ``snapshot``: optional ``(stacked params, seconds)`` after
+  ``config.pretrain_epochs`` pre-training epochs on
+  ``protocol_data(data, protocol)`` to fine-tune from; its seconds count in
+  the row's.
+  """
+  from glocal_jax import experiment  # pylint: disable=g-import-not-at-top
+  data = protocol_data(data, protocol)
   seeds = list(range(FLAGS.seeds))
   print(f"== {fields} protocol={protocol}: {data.summary()}")
-  result = experiment.fit_seeds(config, data, seeds,
-                                log=lambda line: print("  " + line),
-                                epoch_fns=_batched_epoch_fns(config))
+  params, seconds_before, start = None, 0.0, ("pretrain", 0)
+  if snapshot is not None:
+    params, seconds_before = snapshot
+    start = ("pretrain", config.pretrain_epochs)
+  result = experiment.fit_seeds(config, data, seeds, log=log_line,
+                                epoch_fns=batched_epoch_fns(config),
+                                params=params, start=start)
+  result["seconds"] += seconds_before
   block = "best" if protocol == "paper" else "selected"
   row = {"dataset": data.name, **fields, "protocol": protocol,
          "seeds": len(seeds), "seed_batching": FLAGS.seed_batching,
@@ -253,16 +281,17 @@ def write_rows(name: str, rows: list[dict]) -> None:
   print(f"wrote {FLAGS.output_dir}/{name}.json and .csv")
 
 
-def plot(name: str, panels: dict, xlabel: str) -> None:
-  """One panel per dataset: ``{title: {label: (xs, ys)}}`` -> name.png."""
+def plot(path: str, panels: dict, xlabel: str) -> bool:
+  """One panel per title, ``{title: {label: (xs, ys)}}``, as a PNG at
+  ``path``; False (and a message) when matplotlib is not installed."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   except ImportError:
     print("matplotlib is not installed (pip install -e '.[plot]'); no PNG.")
-    return
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5),
+    return False
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8),
                            squeeze=False)
   for ax, (title, lines) in zip(axes[0], panels.items()):
     for label, (xs, ys) in lines.items():
@@ -271,8 +300,9 @@ def plot(name: str, panels: dict, xlabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test RMSE")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
   fig.tight_layout()
-  path = os.path.join(FLAGS.output_dir, f"{name}.png")
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
   print(f"wrote {path}")
+  return True

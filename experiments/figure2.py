@@ -47,7 +47,8 @@ def main(argv):
     xs, ys = panels.setdefault(title, {}).setdefault(row["model"], ([], []))
     xs.append(row["ratio"])
     ys.append(row["rmse_mean"])
-  common.plot("figure2", panels, "training ratio")
+  common.plot(os.path.join(FLAGS.output_dir, "figure2.png"), panels,
+              "training ratio")
 
 
 if __name__ == "__main__":

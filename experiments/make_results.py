@@ -9,9 +9,14 @@ No number in RESULTS.md is typed in: each table is read from a file under
 import glob
 import json
 import os
+import sys
 
-from absl import app
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+
+import common  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("results_dir", "results", "Folder of result JSON files.")
 flags.DEFINE_string("output", "RESULTS.md", "Markdown file to write.")
@@ -44,6 +49,8 @@ def load(name):
 
 
 def device_name(device):
+  if device == "cpu":
+    return "2-core CPU"
   if isinstance(device, dict):
     return device.get("kind", "?") if device.get("platform") != "cpu" else (
         "2-core CPU")
@@ -101,39 +108,93 @@ def benchmark_section(out):
     out.append(table(cols, rows) + "\n")
 
 
-NOTES = {
-    "table1_h100.json":
-        "Run on an NVIDIA H100 in three invocations of this command (the "
-        "first stopped at the device's 10-minute limit during Douban's "
-        "validation row; the rest came from `--datasets=douban "
-        "--models=sparsefc,i-autorec` and `--datasets=douban "
-        "--models=glocal-k --protocols=validation`), rows concatenated.",
-    "figure3_h100.json":
-        "Partial: run on an NVIDIA H100 as `python experiments/figure3.py "
-        "--datasets=ml-100k --seeds=3 --protocols=paper "
-        "--data_root=DATA --output_dir=DIR`, stopped by the device's time "
-        "limit after 3 of the 7 pre-training settings.",
+SWEEP_FLAGS = "--data_root=../shared/data --output_dir=DIR"
+CPU_SWEEP = "--seeds=1 --seed_batching=map --protocols=paper " + SWEEP_FLAGS
+CPU_NOTE = ("2-core CPU, one seed, paper protocol only: the full sweeps "
+            "(5 seeds, both protocols) need an accelerator.")
+
+# name -> (title, columns that identify a row, x column of the figure or
+# None, [(file under --results_dir, command that wrote it, note)]).
+SWEEPS = {
+    "table1": (
+        "Table 1: GLocal-K and baselines, 5 vmapped seeds", ["model"], None,
+        [("table1_h100.json",
+          "python experiments/table1.py --datasets=ml-100k,douban --seeds=5 "
+          + SWEEP_FLAGS,
+          "Run on an NVIDIA H100 in three invocations of this command (the "
+          "first stopped at the device's 10-minute limit during Douban's "
+          "validation row; the rest came from `--datasets=douban "
+          "--models=sparsefc,i-autorec` and `--datasets=douban "
+          "--models=glocal-k --protocols=validation`), rows concatenated.")]),
+    "table2": (
+        "Table 2: global kernel variants", ["factor", "variant"], None,
+        [(f"table2_{d}_cpu.json",
+          f"python experiments/table2.py --datasets={d} " + CPU_SWEEP,
+          CPU_NOTE) for d in ("ml-100k", "douban")]),
+    "figure2": (
+        "Figure 2: RMSE vs training ratio", ["model", "ratio"], "ratio",
+        [("figure2_ml-100k_cpu.json",
+          "python experiments/figure2.py --datasets=ml-100k " + CPU_SWEEP,
+          CPU_NOTE),
+         ("figure2_douban_cpu.json",
+          "python experiments/figure2.py --datasets=douban "
+          "--ratios=0.2,0.6,1.0 " + CPU_SWEEP,
+          CPU_NOTE + " Douban: three of the five ratios, for time.")]),
+    "figure3": (
+        "Figure 3: RMSE vs pre-training epochs", ["pretrain_epochs"],
+        "pretrain_epochs",
+        [("figure3_h100.json",
+          "python experiments/figure3.py --datasets=ml-100k --seeds=3 "
+          "--protocols=paper " + SWEEP_FLAGS,
+          "Partial: run on an NVIDIA H100, stopped by the device's time limit "
+          "after 3 of the 7 pre-training settings (this was before the grid "
+          "shared one pre-training run)."),
+         ("figure3_ml-100k_cpu.json",
+          "python experiments/figure3.py --datasets=ml-100k " + CPU_SWEEP,
+          CPU_NOTE),
+         ("figure3_douban_cpu.json",
+          "python experiments/figure3.py --datasets=douban "
+          "--pretrain_epoch_grid=0,20,40,60 " + CPU_SWEEP,
+          CPU_NOTE + " Douban: every other grid point, for time.")]),
 }
 
 
-def sweep_section(out, name, title, keys, command):
-  rows, source = load(f"{name}.json"), f"{name}.json"
-  if rows is None:
-    rows, source = load(f"{name}_h100.json"), f"{name}_h100.json"
+def sweep_section(out, name):
+  """One table per result file of sweep ``name``, and its figure."""
+  title, keys, x, sources = SWEEPS[name]
   out.append(f"## {title}\n")
-  out.append(f"`{command}`\n")
-  if source in NOTES and rows is not None:
-    out.append(f"`results/{source}`: {NOTES[source]}\n")
-  if rows is None:
-    out.append("Not run yet.\n")
-    return
+  out.append(f"Each file: the command's `DIR/{name}.json` copied to "
+             "`results/`. paper protocol = best fine-tuning epoch on test; "
+             "validation = epoch selected on 5% of the training ratings held "
+             "out, test RMSE there.\n")
   cols = ["dataset", *keys, "protocol", "seeds", "rmse_mean", "rmse_std",
           "mae_mean", "ndcg_mean", "ensemble_rmse", "paper_rmse", "seconds",
           "device"]
-  out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
-  png = os.path.join(FLAGS.results_dir, f"{name}.png")
-  if os.path.isfile(png):
-    out.append(f"![{name}]({png})\n")
+  all_rows = []
+  for source, command, note in sources:
+    rows = load(source)
+    out.append(f"### `results/{source}`\n")
+    out.append(f"`{command}`\n")
+    if rows is None:
+      out.append("Not run yet.\n")
+      continue
+    out.append(f"{note}\n")
+    out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
+    all_rows += rows
+  if x is not None and all_rows:
+    panels = {}
+    for r in all_rows:
+      label = ", ".join(
+          ([r["model"]] if name == "figure2" else [])
+          + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
+             device_name(r["device"])])
+      xs, ys = panels.setdefault(r["dataset"], {}).setdefault(label,
+                                                              ([], []))
+      xs.append(r[x])
+      ys.append(r["rmse_mean"])
+    path = os.path.join(FLAGS.results_dir, f"{name}.png")
+    if common.plot(path, panels, x.replace("_", " ")):
+      out.append(f"![{name}]({path})\n")
 
 
 def main(argv):
@@ -144,22 +205,8 @@ def main(argv):
          "file. Paper numbers are those of the CIKM'21 paper (Tables 1-2).\n"]
   training_section(out)
   benchmark_section(out)
-  sweep_section(out, "table1", "Table 1: GLocal-K and baselines, 5 vmapped "
-                "seeds", ["model"],
-                "python experiments/table1.py --datasets=ml-100k,douban "
-                "--seeds=5 --data_root=../shared/data --output_dir=results")
-  sweep_section(out, "table2", "Table 2: global kernel variants",
-                ["factor", "variant"],
-                "python experiments/table2.py --datasets=ml-100k,douban "
-                "--seeds=5 --data_root=../shared/data --output_dir=results")
-  sweep_section(out, "figure2", "Figure 2: RMSE vs training ratio",
-                ["model", "ratio"],
-                "python experiments/figure2.py --datasets=ml-100k,douban "
-                "--seeds=5 --data_root=../shared/data --output_dir=results")
-  sweep_section(out, "figure3", "Figure 3: RMSE vs pre-training epochs",
-                ["pretrain_epochs"],
-                "python experiments/figure3.py --datasets=ml-100k,douban "
-                "--seeds=5 --data_root=../shared/data --output_dir=results")
+  for name in SWEEPS:
+    sweep_section(out, name)
   with open(FLAGS.output, "w") as f:
     f.write("\n".join(out))
   print(f"wrote {FLAGS.output}")

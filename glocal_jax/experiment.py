@@ -224,13 +224,16 @@ def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
 
 def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
               log: Callable[[str], None] = print,
-              epoch_fns: Optional[dict] = None) -> dict:
+              epoch_fns: Optional[dict] = None,
+              params=None, start: tuple[str, int] = ("pretrain", 0)) -> dict:
   """Trains ``len(seeds)`` seeds as one vmapped, compiled program.
 
   Seed ``s`` starts from ``jax.random.PRNGKey(s)``, as :func:`fit` does.
   ``epoch_fns`` may come from ``make_epoch_fns(config, batched=True,
   seed_batching="map")`` to run the seeds one after the other inside the
-  program instead (see docs/optimizer.md).
+  program instead (see docs/optimizer.md). ``params`` (stacked over seeds)
+  and ``start`` continue a schedule, e.g. from :func:`pretrain_snapshots`;
+  the history then holds the epochs run here only.
 
   Returns:
     JSON-able dict: ``seeds``, ``config``, ``device``, ``seconds``,
@@ -253,8 +256,8 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
         f"elapsed, ETA {_eta(history, config):.0f}s")
     return record.metrics
 
-  training.train(config, data.train, data.train_mask, keys, callback=callback,
-                 epoch_fns=epoch_fns or training.make_epoch_fns(
+  training.train(config, data.train, data.train_mask, keys, params=params,
+                 start=start, callback=callback, epoch_fns=epoch_fns or training.make_epoch_fns(
                      config, batched=True))
   per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
   stats = {}
@@ -269,3 +272,47 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
           "seconds": time.perf_counter() - tic, "history": history,
           "per_seed": per_seed, **stats,
           "ensemble": summarise(_seed_view(history, None))}
+
+
+def init_seeds(config: GLocalKConfig, seeds: list[int],
+               shape: tuple[int, int]):
+  """Initial parameters of ``seeds`` stacked along a leading axis, as
+  :func:`fit_seeds` draws them, for an ``(items, users)`` matrix."""
+  keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
+  return jax.vmap(lambda k: training.init_params(config, k, *shape))(keys)
+
+
+def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
+                       seeds: list[int], epochs: list[int], *,
+                       log: Callable[[str], None] = print,
+                       epoch_fns: Optional[dict] = None) -> dict:
+  """Stacked parameters after each of ``epochs`` pre-training epochs.
+
+  One pre-training run of ``max(epochs)`` epochs (seeds as in
+  :func:`fit_seeds`) serves every entry: training is deterministic, so
+  ``fit_seeds(config.replace(pretrain_epochs=e), ..., params=snapshot,
+  start=("pretrain", e))`` equals a run with ``e`` pre-training epochs from
+  scratch, without repeating the shared epochs (paper Figure 3).
+
+  Returns:
+    ``{e: (params stacked over seeds, pre-training seconds to epoch e)}``;
+    ``e = 0`` is the initialisation.
+  """
+  params = init_seeds(config, seeds, data.shape)
+  wanted = set(epochs)
+  snapshots = {0: (params, 0.0)} if 0 in wanted else {}
+  if max(epochs) == 0:
+    return snapshots
+  tic = time.perf_counter()
+
+  def callback(record: training.EpochRecord, params) -> None:
+    if record.epoch in wanted:
+      snapshots[record.epoch] = (params, time.perf_counter() - tic)
+      log(f"pretrain epoch {record.epoch}: snapshot | "
+          f"{time.perf_counter() - tic:.1f}s elapsed")
+
+  schedule = config.replace(pretrain_epochs=max(epochs), finetune_epochs=0)
+  training.train(schedule, data.train, data.train_mask, params=params,
+                 callback=callback, epoch_fns=epoch_fns or
+                 training.make_epoch_fns(config, batched=True))
+  return snapshots

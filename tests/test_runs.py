@@ -216,6 +216,27 @@ def test_batched_seeds_equal_separate_runs(small_data, epoch_fns,
   assert "selected" in together["ensemble"]
 
 
+def test_pretrain_snapshots_equal_runs_from_scratch(small_data):
+  fns = training.make_epoch_fns(SMALL, batched=True, seed_batching="map")
+  snapshots = experiment.pretrain_snapshots(SMALL, small_data, [1, 2], [0, 2],
+                                            log=quiet, epoch_fns=fns)
+  assert sorted(snapshots) == [0, 2]
+  for epochs in (0, 2):
+    config = SMALL.replace(pretrain_epochs=epochs)
+    scratch = experiment.fit_seeds(config, small_data, [1, 2], log=quiet,
+                                   epoch_fns=fns)
+    resumed = experiment.fit_seeds(config, small_data, [1, 2], log=quiet,
+                                   epoch_fns=fns,
+                                   params=snapshots[epochs][0],
+                                   start=("pretrain", epochs))
+    finetuned = [h for h in scratch["history"] if h["phase"] == "finetune"]
+    assert len(resumed["history"]) == len(finetuned) == SMALL.finetune_epochs
+    for a, b in zip(resumed["history"], finetuned):
+      np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
+      np.testing.assert_allclose(a["metrics"]["test_rmse"],
+                                 b["metrics"]["test_rmse"], rtol=1e-5)
+
+
 def test_table1_script_writes_the_promised_rows(tmp_path):
   proc = run_script("table1.py", "--datasets=synthetic,ml-1m",
                     f"--data_root={tmp_path / 'nothing'}", "--models=sparsefc",
@@ -237,3 +258,76 @@ def test_table1_script_writes_the_promised_rows(tmp_path):
     assert row["seeds"] == 2 and len(row["per_seed_rmse"]) == 2
     assert row["rmse_mean"] == pytest.approx(np.mean(row["per_seed_rmse"]))
   assert (tmp_path / "table1.csv").read_text().startswith("dataset,model,")
+
+
+SWEEP = ["--datasets=synthetic", "--synthetic_items=30", "--synthetic_users=20",
+         "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
+         "--pretrain_maxiter=2", "--finetune_maxiter=2", "--finetune_epochs=2",
+         "--seeds=2", "--seed_batching=map"]
+
+
+def test_figure3_script_shares_pretraining_across_the_grid(tmp_path):
+  proc = run_script("figure3.py", *SWEEP, "--pretrain_epoch_grid=0,1,3",
+                    f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.count("pre-training to 3 epochs") == 2  # one a protocol
+  rows = json.load(open(tmp_path / "figure3.json"))
+  assert [(r["protocol"], r["pretrain_epochs"]) for r in rows] == [
+      (p, e) for p in ("paper", "validation") for e in (0, 1, 3)]
+  for row in rows:
+    assert row["config"]["pretrain_epochs"] == row["pretrain_epochs"]
+    assert row["rmse_mean"] == pytest.approx(np.mean(row["per_seed_rmse"]))
+
+
+@pytest.mark.parametrize("script,flags,rows", [
+    ("table2.py", ["--variants=base,conv_3"], 2),
+    ("figure2.py", ["--ratios=0.5,1"], 4)])
+def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
+  proc = run_script(script, *SWEEP, "--pretrain_epochs=1", "--seeds=1",
+                    "--protocols=paper", *flags, f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr
+  name = script[:-3]
+  written = json.load(open(tmp_path / f"{name}.json"))
+  assert len(written) == rows
+  assert all(r["protocol"] == "paper" and r["seeds"] == 1 for r in written)
+  assert (tmp_path / f"{name}.csv").exists()
+  if script == "table2.py":  # one shared pre-training, same as from scratch
+    assert proc.stdout.count("snapshot") == 1
+    config = gj.preset("ml-100k", hidden=(8,), n_dim=2, pretrain_maxiter=2,
+                       finetune_maxiter=2, finetune_epochs=2,
+                       pretrain_epochs=1, conv_layers=3)
+    scratch = experiment.fit_seeds(
+        config, gdata.synthetic(30, 20, 0.4, 10), [0], log=quiet,
+        epoch_fns=training.make_epoch_fns(config, batched=True,
+                                          seed_batching="map"))
+    row = [r for r in written if r["variant"] == "3"][0]
+    assert row["rmse_mean"] == pytest.approx(
+        scratch["mean"]["best"]["rmse"], rel=1e-5)
+
+
+def test_make_results_renders_every_file_with_its_command(tmp_path):
+  row = {"dataset": "ml-100k", "model": "glocal-k", "pretrain_epochs": 10,
+         "protocol": "paper", "seeds": 1, "rmse_mean": 0.91234,
+         "rmse_std": 0.0, "mae_mean": 0.7, "ndcg_mean": 0.9,
+         "ensemble_rmse": 0.91234, "seconds": 12.0, "device": "cpu"}
+  rows = [row, {**row, "pretrain_epochs": 20, "rmse_mean": 0.90111}]
+  (tmp_path / "figure3_ml-100k_cpu.json").write_text(json.dumps(rows))
+  out = tmp_path / "R.md"
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", "make_results.py"),
+       f"--results_dir={tmp_path}", f"--output={out}"],
+      capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr
+  text = out.read_text()
+  section = text[text.index("### `results/figure3_ml-100k_cpu.json`"):]
+  assert section.splitlines()[2].startswith(
+      "`python experiments/figure3.py --datasets=ml-100k")
+  assert "| 0.9123 |" in section and "| 0.9011 |" in section
+  assert "2-core CPU" in section
+  assert text.count("Not run yet.") >= 5  # the files that are not there
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return
+  assert (tmp_path / "figure3.png").stat().st_size > 0
+  assert "![figure3]" in text
