@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+from typing import Callable
 
 from absl import flags
 
@@ -281,9 +282,17 @@ def write_rows(name: str, rows: list[dict]) -> None:
   print(f"wrote {FLAGS.output_dir}/{name}.json and .csv")
 
 
-def plot(path: str, panels: dict, xlabel: str) -> bool:
-  """One panel per title, ``{title: {label: (xs, ys)}}``, as a PNG at
-  ``path``; False (and a message) when matplotlib is not installed."""
+def plot_rows(path: str, rows: list[dict], x: str,
+              label: Callable[[dict], str]) -> bool:
+  """Test RMSE (``rmse_mean``) against ``row[x]`` as a PNG at ``path``: one
+  panel per dataset, one line per ``label(row)``. False (and a message)
+  when matplotlib is not installed."""
+  panels = {}
+  for row in rows:
+    xs, ys = panels.setdefault(row["dataset"], {}).setdefault(
+        label(row), ([], []))
+    xs.append(row[x])
+    ys.append(row["rmse_mean"])
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
@@ -294,10 +303,10 @@ def plot(path: str, panels: dict, xlabel: str) -> bool:
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8),
                            squeeze=False)
   for ax, (title, lines) in zip(axes[0], panels.items()):
-    for label, (xs, ys) in lines.items():
-      ax.plot(xs, ys, marker="o", label=label)
+    for line, (xs, ys) in lines.items():
+      ax.plot(xs, ys, marker="o", label=line)
     ax.set_title(title)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("test RMSE")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -41,14 +41,8 @@ def main(argv):
                                ratio=ratio)
           rows.append(row)
           common.write_rows("figure2", rows)
-  panels = {}
-  for row in rows:
-    title = f"{row['dataset']} ({row['protocol']} protocol)"
-    xs, ys = panels.setdefault(title, {}).setdefault(row["model"], ([], []))
-    xs.append(row["ratio"])
-    ys.append(row["rmse_mean"])
-  common.plot(os.path.join(FLAGS.output_dir, "figure2.png"), panels,
-              "training ratio")
+  common.plot_rows(os.path.join(FLAGS.output_dir, "figure2.png"), rows,
+                   "ratio", lambda r: f"{r['model']}, {r['protocol']} protocol")
 
 
 if __name__ == "__main__":

@@ -48,14 +48,8 @@ def main(argv):
                              model="glocal-k", pretrain_epochs=epochs)
         rows.append(row)
         common.write_rows("figure3", rows)
-  panels = {}
-  for row in rows:
-    xs, ys = panels.setdefault(row["dataset"], {}).setdefault(
-        f"{row['protocol']} protocol", ([], []))
-    xs.append(row["pretrain_epochs"])
-    ys.append(row["rmse_mean"])
-  common.plot(os.path.join(FLAGS.output_dir, "figure3.png"), panels,
-              "pre-training epochs")
+  common.plot_rows(os.path.join(FLAGS.output_dir, "figure3.png"), rows,
+                   "pretrain_epochs", lambda r: f"{r['protocol']} protocol")
 
 
 if __name__ == "__main__":

@@ -182,18 +182,11 @@ def sweep_section(out, name):
     out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
     all_rows += rows
   if x is not None and all_rows:
-    panels = {}
-    for r in all_rows:
-      label = ", ".join(
-          ([r["model"]] if name == "figure2" else [])
-          + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
-             device_name(r["device"])])
-      xs, ys = panels.setdefault(r["dataset"], {}).setdefault(label,
-                                                              ([], []))
-      xs.append(r[x])
-      ys.append(r["rmse_mean"])
     path = os.path.join(FLAGS.results_dir, f"{name}.png")
-    if common.plot(path, panels, x.replace("_", " ")):
+    if common.plot_rows(path, all_rows, x, lambda r: ", ".join(
+        ([r["model"]] if name == "figure2" else [])
+        + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
+           device_name(r["device"])])):
       out.append(f"![{name}]({path})\n")
 
 
