@@ -139,7 +139,9 @@ SWEEPS = {
          ("figure2_douban_cpu.json",
           "python experiments/figure2.py --datasets=douban "
           "--ratios=0.2,0.4 " + CPU_SWEEP,
-          CPU_NOTE + " Douban: the two smallest ratios, for time (ratio 1.0 of GLocal-K is the base row of Table 2; SparseFC at 1.0 is in Table 1).")]),
+          CPU_NOTE + " Douban: the two smallest ratios, for time (ratio 1.0 "
+          "of GLocal-K is the base row of Table 2; SparseFC at 1.0 is in "
+          "Table 1).")]),
     "figure3": (
         "Figure 3: RMSE vs pre-training epochs", ["pretrain_epochs"],
         "pretrain_epochs",
@@ -155,7 +157,8 @@ SWEEPS = {
          ("figure3_douban_cpu.json",
           "python experiments/figure3.py --datasets=douban "
           "--pretrain_epoch_grid=0,20,40 " + CPU_SWEEP,
-          CPU_NOTE + " Douban: 0, 20 (the paper's optimum) and 40 epochs, for time.")]),
+          CPU_NOTE + " Douban: 0, 20 (the paper's optimum) and 40 epochs, "
+          "for time.")]),
 }
 
 
