@@ -67,7 +67,8 @@ def training_section(out):
                  m["best"]["ndcg"], m["final"]["rmse"],
                  round(m["seconds"], 0), device_name(m["device"])])
   if rows:
-    out.append("## Single runs, paper schedule, seed 0 (`experiments/train.py`)\n")
+    out.append("## Single runs, paper schedule, seed 0 "
+               "(`experiments/train.py`)\n")
     out.append("`python experiments/train.py --dataset=D "
                "--data_dir=../shared/data/D --output_dir=DIR`, then "
                "`DIR/metrics.json` copied to `results/train_D_cpu.json`. "

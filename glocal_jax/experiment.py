@@ -256,9 +256,9 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
         f"elapsed, ETA {_eta(history, config):.0f}s")
     return record.metrics
 
+  epoch_fns = epoch_fns or training.make_epoch_fns(config, batched=True)
   training.train(config, data.train, data.train_mask, keys, params=params,
-                 start=start, callback=callback, epoch_fns=epoch_fns or training.make_epoch_fns(
-                     config, batched=True))
+                 start=start, callback=callback, epoch_fns=epoch_fns)
   per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
   stats = {}
   for name in ("mean", "std"):
