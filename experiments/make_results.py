@@ -246,6 +246,32 @@ def sweep_section(out, name):
       out.append(f"![{name}]({path})\n")
 
 
+INPUT_SCALE = (
+    "input_scale_cpu.json",
+    "python experiments/input_scale.py --datasets=ml-100k,douban " + CPU_SWEEP)
+
+
+def input_scale_section(out):
+  """What each Table 2 variant feeds the pre-trained autoencoder."""
+  source, command = INPUT_SCALE
+  out.append("## Table 2 diagnosis: the scale of the fine-tuning input\n")
+  out.append(f"### `results/{source}`\n")
+  out.append(f"`{command}`\n")
+  rows = load(source)
+  if rows is None:
+    out.append("Not run yet.\n")
+    return
+  out.append("After the paper's pre-training, at the start of fine-tuning: "
+             "the largest |GK| entry, R_hat (Eq. 6) averaged over the "
+             "observed training ratings and its maximum, and the share of "
+             "first-hidden-layer sigmoid units with |pre-activation| > 5. "
+             "The reference row is the rating matrix the autoencoder was "
+             "pre-trained on.\n")
+  cols = ["dataset", "protocol", "seeds", "variant", "max_abs_kernel",
+          "input_observed_mean", "input_max", "saturated_fraction"]
+  out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
+
+
 def main(argv):
   del argv
   out = ["# Results\n",
@@ -256,6 +282,7 @@ def main(argv):
   benchmark_section(out)
   for name in SWEEPS:
     sweep_section(out, name)
+  input_scale_section(out)
   with open(FLAGS.output, "w") as f:
     f.write("\n".join(out))
   print(f"wrote {FLAGS.output}")

@@ -305,6 +305,28 @@ def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
         scratch["mean"]["best"]["rmse"], rel=1e-5)
 
 
+def test_input_scale_script_measures_each_variant(tmp_path):
+  proc = run_script("input_scale.py", *SWEEP, "--pretrain_epochs=1",
+                    "--protocols=paper", "--variants=base,conv_3,mean",
+                    f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr
+  rows = json.load(open(tmp_path / "input_scale.json"))
+  assert [r["factor"] for r in rows] == [
+      "reference", "base", "conv_layers", "aggregation"]
+  data = gdata.synthetic(30, 20, 0.4, 10)  # the script's synthetic data
+  ratings = data.train[data.train > 0]
+  assert rows[0]["input_observed_mean"] == pytest.approx(ratings.mean())
+  assert rows[0]["input_max"] == pytest.approx(ratings.max())
+  # "mean" aggregation: GK is the mean of each seed's fresh kernel bank.
+  config = gj.GLocalKConfig(hidden=(8,), n_dim=2)
+  banks = experiment.init_seeds(config, [0, 1], data.shape)["kernel_banks"][0]
+  expected = np.mean(np.abs(np.asarray(banks).mean(axis=1)).max(axis=1))
+  assert rows[3]["max_abs_kernel"] == pytest.approx(expected, rel=1e-5)
+  for row in rows:
+    assert 0 <= row["saturated_fraction"] <= 1 and row["seeds"] == 2
+  assert (tmp_path / "input_scale.csv").read_text().count("\n") == 5
+
+
 def test_make_results_renders_every_file_with_its_command(tmp_path):
   row = {"dataset": "ml-100k", "model": "glocal-k", "pretrain_epochs": 10,
          "protocol": "paper", "seeds": 1, "rmse_mean": 0.91234,
