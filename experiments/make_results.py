@@ -267,8 +267,9 @@ def input_scale_section(out):
              "first-hidden-layer sigmoid units with |pre-activation| > 5. "
              "The reference row is the rating matrix the autoencoder was "
              "pre-trained on.\n")
-  cols = ["dataset", "protocol", "seeds", "variant", "max_abs_kernel",
-          "input_observed_mean", "input_max", "saturated_fraction"]
+  cols = ["dataset", "protocol", "seeds", "factor", "variant",
+          "max_abs_kernel", "input_observed_mean", "input_max",
+          "saturated_fraction"]
   out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
 
 
