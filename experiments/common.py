@@ -284,15 +284,16 @@ def write_rows(name: str, rows: list[dict]) -> None:
 
 def plot_rows(path: str, rows: list[dict], x: str,
               label: Callable[[dict], str]) -> bool:
-  """Test RMSE (``rmse_mean``) against ``row[x]`` as a PNG at ``path``: one
-  panel per dataset, one line per ``label(row)``. False (and a message)
-  when matplotlib is not installed."""
+  """Test RMSE (``rmse_mean``, with ``rmse_std`` as error bars) against
+  ``row[x]`` as a PNG at ``path``: one panel per dataset, one line per
+  ``label(row)``. False (and a message) when matplotlib is not installed."""
   panels = {}
   for row in rows:
-    xs, ys = panels.setdefault(row["dataset"], {}).setdefault(
-        label(row), ([], []))
+    xs, ys, stds = panels.setdefault(row["dataset"], {}).setdefault(
+        label(row), ([], [], []))
     xs.append(row[x])
     ys.append(row["rmse_mean"])
+    stds.append(row.get("rmse_std", 0.0))
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
@@ -303,8 +304,8 @@ def plot_rows(path: str, rows: list[dict], x: str,
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8),
                            squeeze=False)
   for ax, (title, lines) in zip(axes[0], panels.items()):
-    for line, (xs, ys) in lines.items():
-      ax.plot(xs, ys, marker="o", label=line)
+    for line, (xs, ys, stds) in lines.items():
+      ax.errorbar(xs, ys, yerr=stds, marker="o", capsize=3, label=line)
     ax.set_title(title)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("test RMSE")

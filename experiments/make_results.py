@@ -28,6 +28,8 @@ DATA = "--data_dir=../shared/data/{d}"
 def fmt(x, digits=4):
   if x is None:
     return "-"
+  if isinstance(x, list):
+    return " ".join(fmt(v, digits) for v in x)
   if isinstance(x, float):
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.{digits}f}"
   return str(x)
@@ -110,9 +112,22 @@ def benchmark_section(out):
 
 
 SWEEP_FLAGS = "--data_root=../shared/data --output_dir=DIR"
-CPU_SWEEP = "--seeds=1 --seed_batching=map --protocols=paper " + SWEEP_FLAGS
-CPU_NOTE = ("2-core CPU, one seed, paper protocol only: the full sweeps "
-            "(5 seeds, both protocols) need an accelerator.")
+H100_SWEEP = "--seeds=5 --seed_batching=map " + SWEEP_FLAGS
+H100_NOTE = ("NVIDIA H100, 5 seeds, both protocols; the three sweep scripts "
+             "of a dataset shared the GPU at the same time, so `seconds` is "
+             "a wall time under contention.")
+
+
+def h100_sweep(name, dataset, extra=""):
+  """(file, command, note) of a sweep run on the H100 for one dataset."""
+  return (f"{name}_{dataset}_h100.json",
+          f"python experiments/{name}.py --datasets={dataset} {H100_SWEEP}",
+          H100_NOTE + extra)
+
+
+FIGURE2_CUT = (" The 540-second limit of the device call stopped the run "
+               "during its last row{}: SparseFC at ratio 1.0 is Table 1's "
+               "`sparsefc` row.")
 
 # name -> (title, columns that identify a row, x column of the figure or
 # None, [(file under --results_dir, command that wrote it, note)]).
@@ -129,44 +144,15 @@ SWEEPS = {
           "--models=glocal-k --protocols=validation`), rows concatenated.")]),
     "table2": (
         "Table 2: global kernel variants", ["factor", "variant"], None,
-        [("table2_ml-100k_cpu.json",
-          "python experiments/table2.py --datasets=ml-100k " + CPU_SWEEP,
-          CPU_NOTE),
-         ("table2_douban_cpu.json",
-          "python experiments/table2.py --datasets=douban "
-          "--variants=kernel_5,conv_2,mean " + CPU_SWEEP,
-          CPU_NOTE + " Douban: three variants, for time (the base setting "
-          "is Figure 3's 20-epoch row and Table 1).")]),
+        [h100_sweep("table2", "ml-100k"), h100_sweep("table2", "douban")]),
     "figure2": (
         "Figure 2: RMSE vs training ratio", ["model", "ratio"], "ratio",
-        [("figure2_ml-100k_cpu.json",
-          "python experiments/figure2.py --datasets=ml-100k " + CPU_SWEEP,
-          CPU_NOTE),
-         ("figure2_douban_cpu.json",
-          "python experiments/figure2.py --datasets=douban "
-          "--ratios=0.2 " + CPU_SWEEP,
-          CPU_NOTE + " Douban: ratios 0.2 and 0.4 (the next file) only, for "
-          "time; ratio 1.0 is Table 1's paper-protocol rows."),
-         ("figure2_douban_cpu_ratio0.4.json",
-          "python experiments/figure2.py --datasets=douban "
-          "--ratios=0.4 " + CPU_SWEEP, CPU_NOTE)]),
+        [h100_sweep("figure2", "ml-100k", FIGURE2_CUT.format("s")),
+         h100_sweep("figure2", "douban", FIGURE2_CUT.format(""))]),
     "figure3": (
         "Figure 3: RMSE vs pre-training epochs", ["pretrain_epochs"],
         "pretrain_epochs",
-        [("figure3_h100.json",
-          "python experiments/figure3.py --datasets=ml-100k --seeds=3 "
-          "--protocols=paper " + SWEEP_FLAGS,
-          "Partial: run on an NVIDIA H100, stopped by the device's time limit "
-          "after 3 of the 7 pre-training settings (this was before the grid "
-          "shared one pre-training run)."),
-         ("figure3_ml-100k_cpu.json",
-          "python experiments/figure3.py --datasets=ml-100k " + CPU_SWEEP,
-          CPU_NOTE),
-         ("figure3_douban_cpu.json",
-          "python experiments/figure3.py --datasets=douban "
-          "--pretrain_epoch_grid=0,20,40 " + CPU_SWEEP,
-          CPU_NOTE + " Douban: 0, 20 (the paper's optimum) and 40 epochs, "
-          "for time.")]),
+        [h100_sweep("figure3", "ml-100k"), h100_sweep("figure3", "douban")]),
 }
 
 
@@ -223,7 +209,7 @@ def sweep_section(out, name):
              "out, test RMSE there.\n")
   cols = ["dataset", *keys, "protocol", "seeds", "rmse_mean", "rmse_std",
           "mae_mean", "ndcg_mean", "ensemble_rmse", "paper_rmse",
-          "minus_paper", "seconds", "device"]
+          "minus_paper", "per_seed_rmse", "seconds", "device"]
   all_rows = []
   for source, command, note in sources:
     rows = load(source)
@@ -250,7 +236,8 @@ def sweep_section(out, name):
 
 INPUT_SCALE = (
     "input_scale_cpu.json",
-    "python experiments/input_scale.py --datasets=ml-100k,douban " + CPU_SWEEP)
+    "python experiments/input_scale.py --datasets=ml-100k,douban --seeds=1 "
+    "--seed_batching=map --protocols=paper " + SWEEP_FLAGS)
 
 
 def input_scale_section(out):

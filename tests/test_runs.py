@@ -331,9 +331,11 @@ def test_make_results_renders_every_file_with_its_command(tmp_path):
   row = {"dataset": "ml-100k", "model": "glocal-k", "pretrain_epochs": 10,
          "protocol": "paper", "seeds": 1, "rmse_mean": 0.91234,
          "rmse_std": 0.0, "mae_mean": 0.7, "ndcg_mean": 0.9,
-         "ensemble_rmse": 0.91234, "seconds": 12.0, "device": "cpu"}
-  rows = [row, {**row, "pretrain_epochs": 20, "rmse_mean": 0.90111}]
-  (tmp_path / "figure3_ml-100k_cpu.json").write_text(json.dumps(rows))
+         "ensemble_rmse": 0.91234, "seconds": 12.0, "device": "cpu",
+         "per_seed_rmse": [0.91234]}
+  rows = [row, {**row, "pretrain_epochs": 20, "rmse_mean": 0.90111,
+                "per_seed_rmse": [0.90111]}]
+  (tmp_path / "figure3_ml-100k_h100.json").write_text(json.dumps(rows))
   out = tmp_path / "R.md"
   proc = subprocess.run(
       [sys.executable, os.path.join(ROOT, "experiments", "make_results.py"),
@@ -341,11 +343,11 @@ def test_make_results_renders_every_file_with_its_command(tmp_path):
       capture_output=True, text=True, timeout=300, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
   text = out.read_text()
-  section = text[text.index("### `results/figure3_ml-100k_cpu.json`"):]
+  section = text[text.index("### `results/figure3_ml-100k_h100.json`"):]
   assert section.splitlines()[2].startswith(
       "`python experiments/figure3.py --datasets=ml-100k")
   assert "| 0.9123 |" in section and "| 0.9011 |" in section
-  assert "2-core CPU" in section
+  assert "2-core CPU" in section and "| 0.9011 | 12.0 |" in section
   assert text.count("Not run yet.") >= 5  # the files that are not there
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top,unused-import
