@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import time
 from typing import Callable
 
 from absl import flags
@@ -118,6 +119,10 @@ def write_json(path: str, obj) -> None:
 
 PROTOCOLS = ("paper", "validation")
 MODELS = ("glocal-k", "sparsefc", "i-autorec")
+# Mean predictors (glocal_jax.baselines): no training, nothing to select.
+MEAN_BASELINES = {"global-mean": "global", "item-mean": "item",
+                  "user-mean": "user"}
+ALL_MODELS = MODELS + tuple(MEAN_BASELINES)
 
 
 def define_sweep_flags() -> None:
@@ -160,6 +165,13 @@ def check_sweep_flags(argv: list[str]) -> None:
   if FLAGS.optimizer == "scipy":
     fail("the table scripts train seeds as one vmapped program: use a jaxopt "
          "--optimizer")
+
+
+def check_models(models: list[str]) -> None:
+  """Refuses model names that are neither trained models nor baselines."""
+  for m in models:
+    if m not in ALL_MODELS:
+      fail(f"unknown model {m!r}; known: {list(ALL_MODELS)}")
 
 
 def number_list(flag: str, cast, valid, requirement: str) -> list:
@@ -269,6 +281,36 @@ def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
   return row
 
 
+def run_model_row(data: gdata.RatingData, dataset: str, model: str,
+                  protocol: str, **fields) -> dict:
+  """One row of ``model`` on ``data``: ``--seeds`` trained seeds
+  (:func:`run_row`), or a mean predictor fitted to the protocol's training
+  ratings (one deterministic fit: ``seeds`` 1, std 0)."""
+  if model not in MEAN_BASELINES:
+    return run_row(data, model_config(dataset, model), protocol, model=model,
+                   **fields)
+  from glocal_jax import baselines, experiment  # pylint: disable=g-import-not-at-top
+  data = protocol_data(data, protocol)
+  start = time.perf_counter()
+  predictions = baselines.mean_predictions(data.train, data.train_mask,
+                                           MEAN_BASELINES[model])
+  result = {k: float(v) for k, v in gj.evaluate(
+      predictions, data.test, data.test_mask).items()}
+  seconds = time.perf_counter() - start
+  row = {"dataset": data.name, "model": model, **fields,
+         "protocol": protocol, "seeds": 1, "seed_batching": None,
+         "rmse_mean": result["rmse"], "rmse_std": 0.0,
+         "mae_mean": result["mae"], "mae_std": 0.0,
+         "ndcg_mean": result["ndcg"], "ndcg_std": 0.0,
+         "ensemble_rmse": result["rmse"], "ensemble_mae": result["mae"],
+         "ensemble_ndcg": result["ndcg"], "seconds": round(seconds, 1),
+         "device": experiment.device_info()["kind"],
+         "config": {"predictor": MEAN_BASELINES[model]},
+         "per_seed_rmse": [result["rmse"]]}
+  print(f"== {model} {fields} protocol={protocol}: RMSE {result['rmse']:.4f}")
+  return row
+
+
 def write_rows(name: str, rows: list[dict]) -> None:
   """Writes OUTPUT_DIR/name.json and name.csv (scalar columns)."""
   write_json(os.path.join(FLAGS.output_dir, f"{name}.json"), rows)
@@ -301,7 +343,9 @@ def plot_rows(path: str, rows: list[dict], x: str,
   except ImportError:
     print("matplotlib is not installed (pip install -e '.[plot]'); no PNG.")
     return False
-  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8),
+  n_lines = max(len(lines) for lines in panels.values())
+  fig, axes = plt.subplots(1, len(panels),
+                           figsize=(5.5 * len(panels), 3.6 + 0.18 * n_lines),
                            squeeze=False)
   for ax, (title, lines) in zip(axes[0], panels.items()):
     for line, (xs, ys, stds) in lines.items():
@@ -310,7 +354,7 @@ def plot_rows(path: str, rows: list[dict], x: str,
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("test RMSE")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -128,6 +128,9 @@ def h100_sweep(name, dataset, extra=""):
 FIGURE2_CUT = (" The 540-second limit of the device call stopped the run "
                "during its last row{}: SparseFC at ratio 1.0 is Table 1's "
                "`sparsefc` row.")
+MEANS_NOTE = ("Mean predictors (`glocal_jax.mean_predictions`): nothing is "
+              "trained or selected, so `seeds` is 1; computed on the 2-core "
+              "CPU.")
 
 # name -> (title, columns that identify a row, x column of the figure or
 # None, [(file under --results_dir, command that wrote it, note)]).
@@ -141,14 +144,23 @@ SWEEPS = {
           "first stopped at the device's 10-minute limit during Douban's "
           "validation row; the rest came from `--datasets=douban "
           "--models=sparsefc,i-autorec` and `--datasets=douban "
-          "--models=glocal-k --protocols=validation`), rows concatenated.")]),
+          "--models=glocal-k --protocols=validation`), rows concatenated."),
+         ("table1_means_cpu.json",
+          "python experiments/table1.py --datasets=ml-100k,douban "
+          "--models=global-mean,item-mean,user-mean " + SWEEP_FLAGS,
+          MEANS_NOTE)]),
     "table2": (
         "Table 2: global kernel variants", ["factor", "variant"], None,
         [h100_sweep("table2", "ml-100k"), h100_sweep("table2", "douban")]),
     "figure2": (
         "Figure 2: RMSE vs training ratio", ["model", "ratio"], "ratio",
         [h100_sweep("figure2", "ml-100k", FIGURE2_CUT.format("s")),
-         h100_sweep("figure2", "douban", FIGURE2_CUT.format(""))]),
+         h100_sweep("figure2", "douban", FIGURE2_CUT.format("")),
+         ("figure2_means_cpu.json",
+          "python experiments/figure2.py --datasets=ml-100k,douban "
+          "--models=item-mean,user-mean " + SWEEP_FLAGS,
+          MEANS_NOTE + " The figure draws their paper-protocol rows only, "
+          "to stay legible.")]),
     "figure3": (
         "Figure 3: RMSE vs pre-training epochs", ["pretrain_epochs"],
         "pretrain_epochs",
@@ -190,6 +202,8 @@ def figure2_checks(rows):
     gaps = [f"{ratio}: {by[('sparsefc', ratio)] - by[('glocal-k', ratio)]:+.4f}"
             for ratio in sorted({r["ratio"] for r in group})
             if ("sparsefc", ratio) in by and ("glocal-k", ratio) in by]
+    if not gaps:
+      continue
     lines.append(f"* {dataset}, {protocol} protocol ({seeds} seed(s), "
                  f"{device}): SparseFC minus GLocal-K RMSE by training ratio "
                  f"(positive: GLocal-K better): {', '.join(gaps)}.")
@@ -225,6 +239,10 @@ def sweep_section(out, name):
     out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
     out += CHECKS.get(name, lambda rows: [])(rows)
     all_rows += rows
+  # Mean predictors: one protocol is enough in a figure (they differ by
+  # less than 0.001).
+  all_rows = [r for r in all_rows if r["model"] not in common.MEAN_BASELINES
+              or r["protocol"] == "paper"]
   if x is not None and all_rows:
     path = os.path.join(FLAGS.results_dir, f"{name}.png")
     if common.plot_rows(path, all_rows, x, lambda r: ", ".join(
@@ -232,6 +250,50 @@ def sweep_section(out, name):
         + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
            device_name(r["device"])])):
       out.append(f"![{name}]({path})\n")
+
+
+COLLAPSE_TOLERANCE = 0.01
+
+
+def collapse_section(out):
+  """Seeds that ended at the user-mean predictor's RMSE.
+
+  An item-based autoencoder whose first layer saturates for every input
+  outputs one vector for all items; the best such vector is each user's mean
+  rating. A seed within COLLAPSE_TOLERANCE of that baseline (same dataset
+  training ratio and protocol) is listed as collapsed.
+  """
+  user_mean = {}
+  for source in ("table1_means_cpu.json", "figure2_means_cpu.json"):
+    for r in load(source) or []:
+      if r["model"] == "user-mean":
+        user_mean[(r["dataset"], r.get("ratio", 1.0), r["protocol"])] = (
+            r["rmse_mean"])
+  if not user_mean:
+    return
+  rows = []
+  for name, (_, keys, _, sources) in SWEEPS.items():
+    for source, _, _ in sources:
+      for r in load(source) or []:
+        if r["model"] not in common.MODELS:
+          continue
+        reference = user_mean.get((r["dataset"], r.get("ratio", 1.0),
+                                   r["protocol"]))
+        seeds = r.get("per_seed_rmse", [])
+        hits = [x for x in seeds if reference is not None
+                and abs(x - reference) < COLLAPSE_TOLERANCE]
+        if hits:
+          setting = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
+          rows.append([name, r["dataset"], setting, r["protocol"],
+                       f"{len(hits)} of {len(seeds)}", hits, reference])
+  out.append("## Collapsed seeds\n")
+  out.append("Seeds whose test RMSE lies within "
+             f"{COLLAPSE_TOLERANCE} of the user-mean predictor's (same "
+             "dataset, training ratio and protocol, from the mean-predictor files "
+             "above): an autoencoder that outputs one vector for every item, "
+             "whatever its input, does at best this well.\n")
+  out.append(table(["sweep", "dataset", "setting", "protocol", "collapsed",
+                    "their_rmse", "user_mean_rmse"], rows) + "\n")
 
 
 INPUT_SCALE = (
@@ -272,6 +334,7 @@ def main(argv):
   benchmark_section(out)
   for name in SWEEPS:
     sweep_section(out, name)
+  collapse_section(out)
   input_scale_section(out)
   with open(FLAGS.output, "w") as f:
     f.write("\n".join(out))

@@ -9,6 +9,7 @@ Pure functions over plain parameter pytrees:
   (Eq. 1), :func:`global_kernel_ratings`, :func:`pretrain_loss`,
   :func:`finetune_loss`;
 * metrics: :func:`rmse`, :func:`mae`, :func:`ndcg`;
+* baselines: :func:`mean_predictions` (global, item or user mean);
 * training with L-BFGS-B: :func:`train`, :class:`GLocalKConfig`,
   :func:`preset`;
 * using a model: :func:`predict_pairs`, :func:`top_k_unrated`.
@@ -17,6 +18,7 @@ Data loaders live in :mod:`glocal_jax.data`, evaluated runs (both protocols,
 vmapped seeds, checkpoints) in :mod:`glocal_jax.experiment`.
 """
 
+from glocal_jax.baselines import mean_predictions
 from glocal_jax.config import GLocalKConfig, PRESETS, preset
 from glocal_jax.kernels import (global_conv, global_kernel,
                                 item_average_pooling, kernelised_weight,

@@ -281,7 +281,8 @@ def test_figure3_script_shares_pretraining_across_the_grid(tmp_path):
 
 @pytest.mark.parametrize("script,flags,rows", [
     ("table2.py", ["--variants=base,conv_3"], 2),
-    ("figure2.py", ["--ratios=0.5,1"], 4)])
+    ("figure2.py", ["--ratios=0.5,1"], 4),
+    ("figure2.py", ["--ratios=0.5,1", "--models=user-mean"], 2)])
 def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
   proc = run_script(script, *SWEEP, "--pretrain_epochs=1", "--seeds=1",
                     "--protocols=paper", *flags, f"--output_dir={tmp_path}")
@@ -291,6 +292,18 @@ def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
   assert len(written) == rows
   assert all(r["protocol"] == "paper" and r["seeds"] == 1 for r in written)
   assert (tmp_path / f"{name}.csv").exists()
+  if "--models=user-mean" in flags:  # each user's mean of the kept ratings
+    for row in written:
+      subset = gdata.subsample_train(gdata.synthetic(30, 20, 0.4, 10),
+                                     row["ratio"], 0)
+      train, test = subset.train, subset.test
+      counts = (train > 0).sum(0)
+      means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
+                       train[train > 0].mean())
+      err = (np.clip(np.broadcast_to(means, test.shape), 1, 5) - test)[
+          test > 0]
+      assert row["rmse_mean"] == pytest.approx(np.sqrt(np.mean(err ** 2)),
+                                               rel=1e-5)
   if script == "table2.py":  # one shared pre-training, same as from scratch
     assert proc.stdout.count("snapshot") == 1
     config = gj.preset("ml-100k", hidden=(8,), n_dim=2, pretrain_maxiter=2,
