@@ -239,6 +239,25 @@ def log_line(line: str) -> None:
   print("  " + line)
 
 
+METRICS = ("rmse", "mae", "ndcg")
+
+
+def summary_row(dataset: str, fields: dict, protocol: str, mean: dict,
+                std: dict, ensemble: dict, per_seed: list[dict], *,
+                seed_batching, seconds: float, device: str,
+                config: dict) -> dict:
+  """One JSON row of a table; ``mean``, ``std``, ``ensemble`` and each of
+  ``per_seed`` map each of METRICS to its value."""
+  row = {"dataset": dataset, **fields, "protocol": protocol,
+         "seeds": len(per_seed), "seed_batching": seed_batching}
+  for k in METRICS:
+    row.update({f"{k}_mean": mean[k], f"{k}_std": std[k]})
+  row.update({f"ensemble_{k}": ensemble[k] for k in METRICS})
+  row.update(seconds=round(seconds, 1), device=device, config=config,
+             per_seed_rmse=[s["rmse"] for s in per_seed])
+  return row
+
+
 def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
             protocol: str, snapshot=None, **fields) -> dict:
   """Trains ``--seeds`` seeds on ``data`` and summarises one table row.
@@ -261,21 +280,12 @@ def run_row(data: gdata.RatingData, config: "gj.GLocalKConfig",
                                 params=params, start=start)
   result["seconds"] += seconds_before
   block = "best" if protocol == "paper" else "selected"
-  row = {"dataset": data.name, **fields, "protocol": protocol,
-         "seeds": len(seeds), "seed_batching": FLAGS.seed_batching,
-         "rmse_mean": result["mean"][block]["rmse"],
-         "rmse_std": result["std"][block]["rmse"],
-         "mae_mean": result["mean"][block]["mae"],
-         "mae_std": result["std"][block]["mae"],
-         "ndcg_mean": result["mean"][block]["ndcg"],
-         "ndcg_std": result["std"][block]["ndcg"],
-         "ensemble_rmse": result["ensemble"][block]["rmse"],
-         "ensemble_mae": result["ensemble"][block]["mae"],
-         "ensemble_ndcg": result["ensemble"][block]["ndcg"],
-         "seconds": round(result["seconds"], 1),
-         "device": result["device"]["kind"],
-         "config": result["config"],
-         "per_seed_rmse": [s[block]["rmse"] for s in result["per_seed"]]}
+  row = summary_row(data.name, fields, protocol, result["mean"][block],
+                    result["std"][block], result["ensemble"][block],
+                    [s[block] for s in result["per_seed"]],
+                    seed_batching=FLAGS.seed_batching,
+                    seconds=result["seconds"],
+                    device=result["device"]["kind"], config=result["config"])
   print(f"   -> RMSE {row['rmse_mean']:.4f} +- {row['rmse_std']:.4f}, "
         f"ensemble {row['ensemble_rmse']:.4f}, {row['seconds']}s")
   return row
@@ -289,24 +299,19 @@ def run_model_row(data: gdata.RatingData, dataset: str, model: str,
   if model not in MEAN_BASELINES:
     return run_row(data, model_config(dataset, model), protocol, model=model,
                    **fields)
-  from glocal_jax import baselines, experiment  # pylint: disable=g-import-not-at-top
+  from glocal_jax import experiment  # pylint: disable=g-import-not-at-top
   data = protocol_data(data, protocol)
   start = time.perf_counter()
-  predictions = baselines.mean_predictions(data.train, data.train_mask,
-                                           MEAN_BASELINES[model])
+  predictions = gj.mean_predictions(data.train, data.train_mask,
+                                    MEAN_BASELINES[model])
   result = {k: float(v) for k, v in gj.evaluate(
       predictions, data.test, data.test_mask).items()}
   seconds = time.perf_counter() - start
-  row = {"dataset": data.name, "model": model, **fields,
-         "protocol": protocol, "seeds": 1, "seed_batching": None,
-         "rmse_mean": result["rmse"], "rmse_std": 0.0,
-         "mae_mean": result["mae"], "mae_std": 0.0,
-         "ndcg_mean": result["ndcg"], "ndcg_std": 0.0,
-         "ensemble_rmse": result["rmse"], "ensemble_mae": result["mae"],
-         "ensemble_ndcg": result["ndcg"], "seconds": round(seconds, 1),
-         "device": experiment.device_info()["kind"],
-         "config": {"predictor": MEAN_BASELINES[model]},
-         "per_seed_rmse": [result["rmse"]]}
+  row = summary_row(data.name, {"model": model, **fields}, protocol, result,
+                    dict.fromkeys(METRICS, 0.0), result, [result],
+                    seed_batching=None, seconds=seconds,
+                    device=experiment.device_info()["kind"],
+                    config={"predictor": MEAN_BASELINES[model]})
   print(f"== {model} {fields} protocol={protocol}: RMSE {result['rmse']:.4f}")
   return row
 

@@ -279,9 +279,10 @@ def collapse_section(out):
           continue
         reference = user_mean.get((r["dataset"], r.get("ratio", 1.0),
                                    r["protocol"]))
+        if reference is None:
+          continue
         seeds = r.get("per_seed_rmse", [])
-        hits = [x for x in seeds if reference is not None
-                and abs(x - reference) < COLLAPSE_TOLERANCE]
+        hits = [x for x in seeds if abs(x - reference) < COLLAPSE_TOLERANCE]
         if hits:
           setting = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
           rows.append([name, r["dataset"], setting, r["protocol"],
@@ -289,8 +290,8 @@ def collapse_section(out):
   out.append("## Collapsed seeds\n")
   out.append("Seeds whose test RMSE lies within "
              f"{COLLAPSE_TOLERANCE} of the user-mean predictor's (same "
-             "dataset, training ratio and protocol, from the mean-predictor files "
-             "above): an autoencoder that outputs one vector for every item, "
+             "dataset, training ratio and protocol, from the mean-predictor "
+             "files above): an autoencoder that outputs one vector for every item, "
              "whatever its input, does at best this well.\n")
   out.append(table(["sweep", "dataset", "setting", "protocol", "collapsed",
                     "their_rmse", "user_mean_rmse"], rows) + "\n")

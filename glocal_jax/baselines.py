@@ -5,7 +5,8 @@ observed training ratings alone: their global mean, the item's mean (row) or
 the user's mean (column). An item or user with no training rating gets the
 global mean. They also tell a failed fit apart: an item-based autoencoder
 whose hidden code no longer depends on its input can only output one vector
-for every item, i.e. at best each user's mean rating (RESULTS.md, Figure 2).
+for every item, i.e. at best each user's mean rating (RESULTS.md, "Collapsed
+seeds").
 """
 
 from __future__ import annotations
