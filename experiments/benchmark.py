@@ -1,21 +1,40 @@
-r"""Side-by-side benchmark of the L-BFGS-B drivers on one dataset.
+r"""Benchmark: L-BFGS-B drivers and loss representations side by side.
 
   python experiments/benchmark.py --dataset=ml-100k \
-      --data_dir=../shared/data/ml-100k --drivers=jaxopt,scipy
+      --data_dir=../shared/data/ml-100k --drivers=jaxopt,scipy \
+      --representations=dense,blocked,sparse --output_json=F
 
-Every driver starts from the same initialisation and runs the same schedule
-in this one process. A driver spec may carry jaxopt options after colons,
-e.g. ``jaxopt:linesearch_init=increase:scale_first_step=false``.
+Two modes:
 
-Per driver: compile_seconds (first call of each phase's epoch minus a later
-epoch of that phase), train_seconds (all epochs, compilation and evaluation
-excluded), ms_per_iteration, evaluations (loss-and-gradient calls), best and
-final test RMSE over the fine-tuning epochs, XLA's FLOP count of one
-evaluation of each phase, and the achieved GFLOP/s.
+* ``--mode=schedule`` (default): for each driver and representation, the
+  dataset's full schedule from one shared initialisation. Per row:
+  compile_seconds (first epoch of each phase minus a later one),
+  train_seconds (all epochs, compilation and evaluation excluded),
+  ms_per_iteration, ms_per_evaluation, evaluations, best and final test
+  RMSE over the fine-tuning epochs, analytic FLOPs per evaluation of each
+  phase (:mod:`glocal_jax.flops`) and the achieved GFLOP/s.
+* ``--mode=evaluation``: for each representation, the time of one
+  loss-and-gradient evaluation of each phase (compiled once, run once,
+  then the median of ``--repeats`` timed calls), its FLOPs, and the
+  preparation and compile seconds: how a representation scales with the
+  data (docs/scaling.md, ``experiments/scaling.py``).
+
+Every row records the plan ``auto`` chose and its peak memory: with
+``--isolate`` (the default) each row runs in a fresh process of its own, so
+the peak (resident set on a CPU, the device's peak bytes in use on a GPU)
+is that row's alone. A row that cannot run (out of memory, killed) is kept
+with its error.
+
+A driver spec may carry jaxopt options after colons, e.g.
+``jaxopt:linesearch_init=increase:scale_first_step=false``.
 """
 
+import json
 import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,18 +46,31 @@ import numpy as np
 
 import common  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
-from glocal_jax import experiment, training
+from provenance import provenance
+from glocal_jax import experiment, flops, representations, training
 
 common.define_data_flags()
 common.define_model_flags()
-flags.DEFINE_list("drivers", ["jaxopt", "scipy"], "Driver specs to compare.")
-flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all drivers).")
-flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one vmapped "
+flags.DEFINE_enum("mode", "schedule", ["schedule", "evaluation"],
+                  "schedule: train the full schedule per driver and "
+                  "representation; evaluation: time one loss-and-gradient "
+                  "evaluation per phase and representation.")
+flags.DEFINE_list("drivers", ["jaxopt"], "Driver specs to compare "
+                  "(schedule mode).")
+flags.DEFINE_list("representations", ["auto"],
+                  f"Of {list(representations.REPRESENTATIONS)}, or per "
+                  "product, e.g. input=sparse:conv=dense:output=sparse.")
+flags.DEFINE_integer("repeats", 5, "Timed evaluations per phase "
+                     "(evaluation mode; the median is reported).")
+flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all rows).")
+flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one compiled "
                      "program (jaxopt drivers); best/final RMSE are then the "
                      "means over seeds.")
-flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
 flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
                   "With --seeds > 1: vmap the seeds, or lax.map over them.")
+flags.DEFINE_bool("isolate", True, "Run each row in a fresh process, so that "
+                  "its peak memory is its own.")
+flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
 FLAGS = flags.FLAGS
 
 
@@ -64,16 +96,37 @@ def parse_driver(spec: str) -> tuple[str, dict]:
   return name, options
 
 
-def flops_per_evaluation(loss_fn, *args) -> float:
-  """FLOPs of one loss-and-gradient evaluation, from XLA's cost analysis."""
-  compiled = jax.jit(jax.value_and_grad(loss_fn)).lower(*args).compile()
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0]
-  return float(cost.get("flops", float("nan")))
+def peak_memory_bytes() -> int:
+  """This process's peak: device bytes in use on an accelerator, resident
+  set size on a CPU."""
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return max(int((d.memory_stats() or {}).get("peak_bytes_in_use", 0))
+               for d in jax.local_devices())
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
+def flop_counts(config: gj.GLocalKConfig, train_data) -> dict:
+  """Analytic FLOPs of one evaluation of each phase."""
+  support = (train_data.support.sizes if train_data.support is not None
+             else None)
+  return {phase: flops.per_evaluation(
+      train_data.plan, phase, train_data.shape, train_data.ratings.count(),
+      config.hidden, n_dim=config.n_dim, kernel_size=config.kernel_size,
+      conv_layers=config.conv_layers, aggregation=config.aggregation,
+      support=support) for phase in training.PHASES}
+
+
+def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int]):
+  keys = jax.numpy.stack([jax.random.PRNGKey(FLAGS.seed + i)
+                          for i in range(FLAGS.seeds)])
+  init = lambda k: training.init_params(config, k, *shape)
+  return jax.vmap(init)(keys) if FLAGS.seeds > 1 else init(keys[0])
+
+
+def schedule_row(spec: str, config: gj.GLocalKConfig, data,
+                 train_data) -> dict:
+  """The full schedule with one driver; timings, RMSE and FLOP rates."""
   name, options = parse_driver(spec)
   config = config.replace(optimizer=name)
   batched = FLAGS.seeds > 1
@@ -82,27 +135,22 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
                                   seed_batching=FLAGS.seed_batching, **options)
   except (TypeError, ValueError) as e:
     common.fail(f"driver {spec!r}: {e}")
-  ratings = jax.numpy.asarray(data.train)
-  mask = jax.numpy.asarray(data.train_mask)
-  # Warm-up: compile (and run once) each phase's epoch.
-  first = {}
+  params0 = initial_params(config, data.shape)
+  first = {}  # warm-up: compile (and run once) each phase's epoch
   for phase, tree in (("pretrain", params0["autoencoder"]),
                       ("finetune", params0)):
     tic = time.perf_counter()
-    jax.block_until_ready(fns[phase](tree, ratings, mask))
+    jax.block_until_ready(fns[phase](tree, train_data))
     first[phase] = time.perf_counter() - tic
 
   def callback(record, params):
     if record.phase != "finetune":
       return None
-    if batched:
-      out = experiment.evaluate_seeds(config, params, data, "finetune")
-      return {"test_rmse": out["test_rmse"]}
-    return experiment.evaluate(config, params, data, "finetune")
+    return {"test_rmse": experiment.evaluate(config, params, data, train_data,
+                                             "finetune")["test_rmse"]}
 
-  result = gj.train(config, data.train, data.train_mask, params=params0,
-                    callback=callback, epoch_fns=fns)
-  history = result.history
+  history = gj.train(config, train_data, params=params0, callback=callback,
+                     epoch_fns=fns).history
   seconds = {p: [r.seconds for r in history if r.phase == p]
              for p in training.PHASES}
   compile_seconds = sum(max(0.0, first[p] - float(np.median(seconds[p])))
@@ -112,13 +160,8 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
   iterations = sum(int(np.max(r.iterations)) for r in history)
   evals = {p: sum(int(np.sum(r.evaluations)) for r in history if r.phase == p)
            for p in training.PHASES}
-  one = jax.tree.map(lambda x: x[0], params0) if batched else params0
-  flops = {
-      "pretrain": flops_per_evaluation(training.pretrain_loss_fn(config),
-                                       one["autoencoder"], ratings, mask),
-      "finetune": flops_per_evaluation(training.finetune_loss_fn(config),
-                                       one, ratings, mask)}
-  total_flops = sum(evals[p] * flops[p] for p in training.PHASES)
+  counts = flop_counts(config, train_data)
+  total_flops = sum(evals[p] * counts[p] for p in training.PHASES)
   rmses = np.array([r.metrics["test_rmse"] for r in history
                     if r.phase == "finetune"]).reshape(-1, FLAGS.seeds)
   return {
@@ -128,42 +171,137 @@ def bench_driver(spec: str, config: gj.GLocalKConfig, data, params0) -> dict:
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
       "ms_per_iteration": round(1000 * train_seconds / max(iterations, 1), 1),
+      "ms_per_evaluation": round(
+          1000 * train_seconds / max(sum(evals.values()), 1), 1),
       "iterations": iterations,
       "evaluations": sum(evals.values()),
       "best_rmse": round(float(rmses.min(0).mean()), 4) if rmses.size else None,
       "final_rmse": round(float(rmses[-1].mean()), 4) if rmses.size else None,
-      "gflops_per_evaluation": {p: round(f / 1e9, 2) for p, f in flops.items()},
+      "gflops_per_evaluation": {p: round(f / 1e9, 2)
+                                for p, f in counts.items()},
       "achieved_gflops": round(total_flops / 1e9 / train_seconds, 1),
   }
+
+
+def evaluation_row(config: gj.GLocalKConfig, train_data) -> dict:
+  """The time of one loss-and-gradient evaluation of each phase."""
+  params = initial_params(config, train_data.shape)
+  out = {}
+  counts = flop_counts(config, train_data)
+  for phase, loss, tree in (
+      ("pretrain", training.pretrain_loss_fn(config), params["autoencoder"]),
+      ("finetune", training.finetune_loss_fn(config), params)):
+    fn = jax.jit(jax.value_and_grad(loss))
+    tic = time.perf_counter()
+    compiled = fn.lower(tree, train_data).compile()
+    compile_seconds = time.perf_counter() - tic
+    jax.block_until_ready(compiled(tree, train_data))  # warm
+    times = []
+    for _ in range(FLAGS.repeats):
+      tic = time.perf_counter()
+      value, _ = jax.block_until_ready(compiled(tree, train_data))
+      times.append(time.perf_counter() - tic)
+    seconds = float(np.median(times))
+    out[phase] = {"ms_per_evaluation": round(1000 * seconds, 1),
+                  "compile_seconds": round(compile_seconds, 2),
+                  "gflops_per_evaluation": round(counts[phase] / 1e9, 2),
+                  "achieved_gflops": round(counts[phase] / 1e9 / seconds, 1),
+                  "loss": float(value)}
+  return out
+
+
+def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
+            data) -> dict:
+  """One row in this process."""
+  config = config.replace(representation=representation)
+  tic = time.perf_counter()
+  train_data = training.prepare(config, data.train, copies=FLAGS.seeds)
+  jax.block_until_ready(train_data)
+  row = {"representation": representation, "plan": train_data.plan.to_dict(),
+         "prepare_seconds": round(time.perf_counter() - tic, 2)}
+  print(f"-- {spec} {representation}: plan {train_data.plan.name}, "
+        f"block {train_data.plan.block_size}, chunk "
+        f"{train_data.plan.chunk_size}", flush=True)
+  if FLAGS.mode == "schedule":
+    row.update(schedule_row(spec, config, data, train_data))
+  else:
+    row.update(evaluation_row(config, train_data))
+  row["peak_memory_bytes"] = peak_memory_bytes()
+  return row
+
+
+def isolated_row(spec: str, representation: str) -> dict:
+  """One row in a fresh process of this script (its own peak memory)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "row.json")
+    argv = [a for a in sys.argv[1:] if not a.startswith(
+        ("--drivers", "--representations", "--output_json", "--isolate"))]
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *argv,
+         f"--drivers={spec}", f"--representations={representation}",
+         "--noisolate", f"--output_json={out}"],
+        stdout=sys.stdout, stderr=subprocess.PIPE, text=True, check=False)
+    if proc.returncode == 0:
+      with open(out) as f:
+        result = json.load(f)
+      return {**result["rows"][0], "provenance": result["provenance"]}
+  reason = (f"killed by signal {-proc.returncode} (out of memory?)"
+            if proc.returncode < 0 else
+            (proc.stderr.strip().splitlines() or ["failed"])[-1])
+  print(f"-- {spec} {representation}: {reason}", flush=True)
+  return {"driver": spec, "representation": representation,
+          "error": reason}
+
+
+COLUMNS = {
+    "schedule": ["driver", "representation", "seeds", "compile_seconds",
+                 "train_seconds", "ms_per_evaluation", "evaluations",
+                 "best_rmse", "final_rmse", "achieved_gflops",
+                 "peak_memory_bytes"],
+    "evaluation": ["representation", "prepare_seconds", "pretrain",
+                   "finetune", "peak_memory_bytes"],
+}
 
 
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
+  if FLAGS.seeds <= 0:
+    common.fail(f"--seeds must be positive, got {FLAGS.seeds}")
+  if FLAGS.repeats <= 0:
+    common.fail(f"--repeats must be positive, got {FLAGS.repeats}")
+  for r in FLAGS.representations:
+    try:
+      representations.parse_representation(r)
+    except ValueError as e:
+      common.fail(str(e))
+  for spec in FLAGS.drivers:
+    parse_driver(spec)
   config = common.config_for(FLAGS.dataset)
   data = common.load(FLAGS.dataset, FLAGS.data_dir)
   print(data.summary())
   print(f"schedule: {config.pretrain_epochs} x {config.pretrain_maxiter} "
         f"pre-training, {config.finetune_epochs} x {config.finetune_maxiter} "
         "fine-tuning iterations")
-  if FLAGS.seeds <= 0:
-    common.fail(f"--seeds must be positive, got {FLAGS.seeds}")
-  keys = jax.numpy.stack([jax.random.PRNGKey(FLAGS.seed + i)
-                          for i in range(FLAGS.seeds)])
-  init = lambda k: training.init_params(config, k, *data.shape)
-  params0 = jax.vmap(init)(keys) if FLAGS.seeds > 1 else init(keys[0])
-  rows = [bench_driver(spec, config, data, params0) for spec in FLAGS.drivers]
+  # The evaluation mode runs no driver: one row per representation.
+  specs = FLAGS.drivers if FLAGS.mode == "schedule" else FLAGS.drivers[:1]
+  rows = []
+  for spec in specs:
+    for representation in FLAGS.representations:
+      rows.append(isolated_row(spec, representation) if FLAGS.isolate else
+                  run_row(spec, representation, config, data))
   device = experiment.device_info()
-  columns = ["driver", "seeds", "seed_batching", "compile_seconds",
-             "train_seconds", "ms_per_iteration", "evaluations", "best_rmse",
-             "final_rmse", "achieved_gflops"]
   print(f"device: {device}")
+  columns = COLUMNS[FLAGS.mode]
   print(" | ".join(columns))
   for row in rows:
-    print(" | ".join(str(row[c]) for c in columns))
+    print(" | ".join(str(row.get(c, row.get("error", "-")))
+                     for c in columns))
   if FLAGS.output_json:
     common.write_json(FLAGS.output_json, {
+        "provenance": provenance(),
         "device": device, "dataset": data.name, "shape": list(data.shape),
+        "ratings": data.train.count(), "mode": FLAGS.mode,
         "config": config.to_dict(), "seed": FLAGS.seed, "rows": rows})
     print(f"wrote {FLAGS.output_json}")
 

@@ -36,6 +36,17 @@ def define_model_flags() -> None:
                     "Global kernel aggregation.")
   flags.DEFINE_enum("optimizer", "jaxopt", list(gj.optim.DRIVERS),
                     "L-BFGS-B driver.")
+  flags.DEFINE_string("representation", "auto",
+                      "How the loss is computed on the ratings: dense (the "
+                      "whole items x users matrix), blocked (blocks of "
+                      "items), sparse (work proportional to the ratings), "
+                      "one per product (e.g. input=sparse:conv=dense:"
+                      "output=sparse) or auto (chosen per product and "
+                      "device, docs/scaling.md).")
+  flags.DEFINE_integer("block_size", 0, "Items per block of blocked "
+                       "products (0: from the device's memory).")
+  flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
+                       "products (0: the device's default).")
 
 
 def define_data_flags(multi: bool = False) -> None:
@@ -53,7 +64,14 @@ def define_data_flags(multi: bool = False) -> None:
   flags.DEFINE_integer("synthetic_items", 1682, "Synthetic: items.")
   flags.DEFINE_integer("synthetic_users", 943, "Synthetic: users.")
   flags.DEFINE_float("synthetic_density", 0.063, "Synthetic: density.")
+  flags.DEFINE_integer("synthetic_ratings", None, "Synthetic: number of "
+                       "ratings (instead of --synthetic_density).")
+  flags.DEFINE_float("synthetic_skew", 0.0, "Synthetic: Zipf-like popularity "
+                     "exponent of items and users (0: uniform; 1.5: skew "
+                     "like real rating data, see glocal_jax.data.synthetic).")
   flags.DEFINE_integer("synthetic_rank", 10, "Synthetic: rank.")
+  flags.DEFINE_float("synthetic_test_fraction", 0.1,
+                     "Synthetic: share of the ratings held out as test.")
   flags.DEFINE_string("preset", None,
                       "Hyper-parameter preset (default: the dataset's; "
                       "ml-100k's for synthetic).")
@@ -69,7 +87,8 @@ def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
   """The preset for ``dataset`` with the model flags that were set applied."""
   names = ["pretrain_epochs", "finetune_epochs", "pretrain_maxiter",
            "finetune_maxiter", "lambda_2", "lambda_s", "dot_scale", "n_dim",
-           "kernel_size", "conv_layers", "aggregation", "optimizer"]
+           "kernel_size", "conv_layers", "aggregation", "optimizer",
+           "representation", "block_size", "chunk_size"]
   changes = {n: FLAGS[n].value for n in names if FLAGS[n].value is not None}
   if FLAGS.hidden is not None:
     try:
@@ -94,8 +113,12 @@ def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
   give None instead."""
   try:
     if dataset == "synthetic":
-      return gdata.synthetic(FLAGS.synthetic_items, FLAGS.synthetic_users,
-                             FLAGS.synthetic_density, FLAGS.synthetic_rank)
+      return gdata.synthetic(
+          FLAGS.synthetic_items, FLAGS.synthetic_users,
+          FLAGS.synthetic_density, FLAGS.synthetic_rank,
+          FLAGS.synthetic_test_fraction,
+          n_ratings=FLAGS.synthetic_ratings, item_skew=FLAGS.synthetic_skew,
+          user_skew=FLAGS.synthetic_skew)
     return gdata.load_dataset(dataset, data_dir, FLAGS.download, **options)
   except gdata.MissingDataError as e:
     if not skip_missing:
@@ -302,10 +325,10 @@ def run_model_row(data: gdata.RatingData, dataset: str, model: str,
   from glocal_jax import experiment  # pylint: disable=g-import-not-at-top
   data = protocol_data(data, protocol)
   start = time.perf_counter()
-  predictions = gj.mean_predictions(data.train, data.train_mask,
-                                    MEAN_BASELINES[model])
-  result = {k: float(v) for k, v in gj.evaluate(
-      predictions, data.test, data.test_mask).items()}
+  predictions = gj.mean_predictions(data.train, data.test.items,
+                                    data.test.users, MEAN_BASELINES[model])
+  result = {k: float(v) for k, v in gj.evaluate(predictions,
+                                                data.test).items()}
   seconds = time.perf_counter() - start
   row = summary_row(data.name, {"model": model, **fields}, protocol, result,
                     dict.fromkeys(METRICS, 0.0), result, [result],

@@ -46,7 +46,8 @@ REFERENCE = "pre-training input R"
 def input_stats(autoencoder, x: jax.Array, mask: jax.Array) -> dict:
   """Scale of an autoencoder input ``x (m, n)`` and the saturation it causes
   in the first hidden layer; ``mask (m, n)`` marks the observed ratings."""
-  pre_activation = gj.autoencoder(autoencoder[:1], x)[0]  # (m, hidden[0])
+  (first,), _ = gj.kernelised_layers(autoencoder[:1])
+  pre_activation = x @ first["w"] + first["b"]  # (m, hidden[0])
   return {"input_observed_mean": jnp.sum(mask * x) / jnp.sum(mask),
           "input_max": jnp.max(x),
           "saturated_fraction": jnp.mean(
@@ -83,7 +84,7 @@ def main(argv):
     base = common.config_for(name)
     for protocol in FLAGS.protocols:
       train = common.protocol_data(data, protocol)
-      ratings = jnp.asarray(train.train)
+      ratings = train.train.to_dense()
       mask = (ratings > 0).astype(jnp.float32)
       pretrained, _ = experiment.pretrain_snapshots(
           base, train, seeds, [base.pretrain_epochs], log=common.log_line,

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+import jax.numpy as jnp
 import numpy as np
 
 import common  # pylint: disable=g-import-not-at-top
@@ -46,13 +47,19 @@ def main(argv):
     common.fail(f"unknown user id {FLAGS.user}; the checkpoint knows "
                 f"{user_ids.size} users with ids {user_ids.min()}.."
                 f"{user_ids.max()}")
-  ratings = np.zeros(tuple(arrays["shape"]), np.float32)
-  ratings[arrays["train_rows"], arrays["train_cols"]] = arrays["train_values"]
-  unrated = int((ratings[:, column] == 0).sum())
+  shape = tuple(int(x) for x in arrays["shape"])
+  ratings = gj.Ratings(arrays["train_rows"], arrays["train_cols"],
+                       arrays["train_values"], shape)
+  rated = np.zeros(shape[0], bool)
+  rated[ratings.items[ratings.users == column]] = True
+  unrated = int((~rated).sum())
   k = min(FLAGS.k, unrated)
   config = gj.GLocalKConfig(**ckpt.meta["config"])
-  pred = training.predictions(config, ckpt.params, ratings, ckpt.meta["phase"])
-  items, scores = recommend.top_k_unrated(pred, ratings, int(column), k)
+  scores = training.predict(config, ckpt.params,
+                            training.prepare(config, ratings),
+                            jnp.arange(shape[0]), jnp.full(shape[0], column),
+                            ckpt.meta["phase"])
+  items, scores = recommend.top_k_unrated(scores, rated, k)
   print(f"user {FLAGS.user}: top {k} of {unrated} unrated items "
         f"(model after {ckpt.meta['phase']} epoch {ckpt.meta['epoch']})")
   for rank, (item, score) in enumerate(zip(np.asarray(items),

@@ -17,6 +17,7 @@ from absl import flags
 
 import common  # pylint: disable=g-import-not-at-top
 from glocal_jax import data as gdata
+from provenance import provenance
 from glocal_jax import experiment
 from glocal_jax.training import NonFiniteError
 
@@ -74,6 +75,7 @@ def main(argv):
   except ValueError as e:
     common.fail(str(e))
   result["validation_fraction"] = FLAGS.validation_fraction
+  result["provenance"] = provenance()
   path = os.path.join(FLAGS.output_dir, "metrics.json")
   common.write_json(path, result)
   if "best" in result:

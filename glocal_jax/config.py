@@ -6,6 +6,7 @@ import dataclasses
 
 from glocal_jax.kernels import AGGREGATIONS
 from glocal_jax.optim import DRIVERS
+from glocal_jax.representations import parse_representation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,13 @@ class GLocalKConfig:
     optimizer: ``"jaxopt"`` (compiled ``jaxopt.LBFGS``, the unbounded
       L-BFGS-B), ``"jaxopt-lbfgsb"`` (``jaxopt.LBFGSB``) or ``"scipy"``.
     local_kernel: False replaces the kernel layers by dense ones (I-AutoRec).
+    representation: how the loss is computed on the ratings: ``"dense"``,
+      ``"blocked"``, ``"sparse"``, one per product (e.g.
+      ``"input=sparse:conv=dense:output=sparse"``) or ``"auto"`` (see
+      :mod:`glocal_jax.representations`; all give the same numbers to
+      float32 rounding).
+    block_size: items per block of blocked products (0: from memory).
+    chunk_size: entries per chunk of sparse products (0: device default).
   """
 
   hidden: tuple[int, ...] = (500, 500)
@@ -46,6 +54,9 @@ class GLocalKConfig:
   history_size: int = 10
   optimizer: str = "jaxopt"
   local_kernel: bool = True
+  representation: str = "auto"
+  block_size: int = 0
+  chunk_size: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -76,6 +87,14 @@ class GLocalKConfig:
     if self.optimizer not in DRIVERS:
       problems.append(
           f"optimizer must be one of {DRIVERS}, got {self.optimizer!r}")
+    try:
+      parse_representation(self.representation)
+    except ValueError as e:
+      problems.append(str(e).rstrip("."))
+    for name in ("block_size", "chunk_size"):
+      if getattr(self, name) < 0:
+        problems.append(f"{name} must be >= 0 (0: automatic), got "
+                        f"{getattr(self, name)}")
     if problems:
       raise ValueError("Invalid GLocalKConfig: " + "; ".join(problems) + ".")
 

@@ -1,8 +1,8 @@
 """Rating datasets of the paper: ML-100K, ML-1M, Douban, and synthetic data.
 
-Every loader returns a :class:`RatingData`: dense float32 items x users
-train and test matrices (0 = no rating) plus the raw ids of the rows and
-columns. Loaders take a directory; missing files raise
+Every loader returns a :class:`RatingData`: train and test
+:class:`~glocal_jax.ratings.Ratings` (sorted items x users triplets, never a
+dense matrix) plus the raw ids of the rows and columns. Loaders take a directory; missing files raise
 :class:`MissingDataError` saying how to get them, or are downloaded (and
 checksum-verified where the checksum is known) with ``download=True``.
 
@@ -24,6 +24,9 @@ import zipfile
 from typing import Optional
 
 import numpy as np
+
+from glocal_jax import ratings as rt
+from glocal_jax.ratings import Ratings
 
 DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "douban", "synthetic")
 
@@ -70,35 +73,23 @@ SOURCES: dict[str, Source] = {
 
 @dataclasses.dataclass(frozen=True)
 class RatingData:
-  """A rating matrix split into train / test (and optionally validation).
+  """Ratings split into train / test (and optionally validation).
 
   Attributes:
     name: dataset name.
-    train: ``(m, n)`` float32 training ratings, items x users, 0 = none.
-    test: ``(m, n)`` float32 test ratings.
+    train: training :class:`~glocal_jax.ratings.Ratings`, items x users.
+    test: test ratings of the same matrix.
     item_ids: ``(m,)`` raw item id of each row.
     user_ids: ``(n,)`` raw user id of each column.
-    valid: ``(m, n)`` validation ratings carved out of the training ones
-      (see :func:`split_validation`), or None.
+    valid: validation ratings carved out of the training ones (see
+      :func:`split_validation`), or None.
   """
   name: str
-  train: np.ndarray
-  test: np.ndarray
+  train: Ratings
+  test: Ratings
   item_ids: np.ndarray
   user_ids: np.ndarray
-  valid: Optional[np.ndarray] = None
-
-  @property
-  def train_mask(self) -> np.ndarray:
-    return (self.train > 0).astype(np.float32)
-
-  @property
-  def test_mask(self) -> np.ndarray:
-    return (self.test > 0).astype(np.float32)
-
-  @property
-  def valid_mask(self) -> Optional[np.ndarray]:
-    return None if self.valid is None else (self.valid > 0).astype(np.float32)
+  valid: Optional[Ratings] = None
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -107,10 +98,10 @@ class RatingData:
 
   def summary(self) -> str:
     parts = [f"{self.name}: {self.shape[0]} items x {self.shape[1]} users",
-             f"{int((self.train > 0).sum())} train"]
+             f"{self.train.count()} train"]
     if self.valid is not None:
-      parts.append(f"{int((self.valid > 0).sum())} validation")
-    parts.append(f"{int((self.test > 0).sum())} test ratings")
+      parts.append(f"{self.valid.count()} validation")
+    parts.append(f"{self.test.count()} test ratings")
     return ", ".join(parts)
 
 
@@ -223,18 +214,17 @@ def _parse_ratings(path: str, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(rows, np.int64), np.asarray(lines, np.int64)
 
 
-def _to_matrices(name: str, parts: list[np.ndarray]) -> RatingData:
-  """Dense items x users matrices of ``parts`` (train, test[, ...]) with ids
-  remapped to 0..n-1 in sorted order of the raw ids over all parts."""
+def _to_ratings(name: str, parts: list[np.ndarray]) -> RatingData:
+  """Train and test :class:`Ratings` of ``parts`` ((N, 3) user, item,
+  rating rows), with ids remapped to 0..n-1 in sorted order of the raw ids
+  over all parts."""
   everything = np.concatenate(parts)
   user_ids, item_ids = np.unique(everything[:, 0]), np.unique(everything[:, 1])
-  mats = []
-  for rows in parts:
-    mat = np.zeros((item_ids.size, user_ids.size), np.float32)
-    mat[np.searchsorted(item_ids, rows[:, 1]),
-        np.searchsorted(user_ids, rows[:, 0])] = rows[:, 2]
-    mats.append(mat)
-  return RatingData(name, mats[0], mats[1], item_ids, user_ids)
+  shape = (item_ids.size, user_ids.size)
+  split = [rt.from_triplets(np.searchsorted(item_ids, rows[:, 1]),
+                            np.searchsorted(user_ids, rows[:, 0]),
+                            rows[:, 2], shape) for rows in parts]
+  return RatingData(name, split[0], split[1], item_ids, user_ids)
 
 
 def load_ml_100k(data_dir: Optional[str] = None,
@@ -261,7 +251,7 @@ def load_ml_100k(data_dir: Optional[str] = None,
           f"{test_path}, line {n}: item {i} by user {u} is also in "
           f"{base_path}, line {train_pairs[(u, i)]} (test rating leaks into "
           "training).")
-  return _to_matrices("ml-100k", [train, test])
+  return _to_ratings("ml-100k", [train, test])
 
 
 def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
@@ -290,8 +280,7 @@ def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
   order = np.arange(rows.shape[0])
   np.random.RandomState(seed).shuffle(order)
   n_test = int(test_fraction * rows.shape[0])
-  data = _to_matrices("ml-1m", [rows[order[n_test:]], rows[order[:n_test]]])
-  return data
+  return _to_ratings("ml-1m", [rows[order[n_test:]], rows[order[:n_test]]])
 
 
 def load_douban(data_dir: Optional[str] = None,
@@ -334,45 +323,108 @@ def load_douban(data_dir: Optional[str] = None,
   observed = np.concatenate([train[train != 0], test[test != 0]])
   if observed.size == 0 or observed.min() < 1 or observed.max() > 5:
     raise DataFormatError(f"{path}: ratings must be in 1..5.")
-  return RatingData("douban", train, test,
+  return RatingData("douban", rt.from_dense(train), rt.from_dense(test),
                     np.arange(1, ratings.shape[0] + 1),
                     np.arange(1, ratings.shape[1] + 1))
 
 
-def synthetic(n_items: int = 300, n_users: int = 200, density: float = 0.05,
-              rank: int = 5, test_fraction: float = 0.1,
-              seed: int = 0) -> RatingData:
-  """Seeded low-rank ratings in 1..5, for smoke runs, tests and timings.
+def _popularity(rng: np.random.Generator, size: int,
+                skew: float) -> Optional[np.ndarray]:
+  """Zipf-Mandelbrot probabilities ``(rank + 0.1 * size)^-skew`` over a
+  random permutation of ``size`` ids (None for uniform)."""
+  if skew == 0:
+    return None
+  p = (np.arange(1, size + 1) + 0.1 * size) ** -float(skew)
+  return rng.permutation(p / p.sum())
 
-  ``ratings = clip(round(3 + 1.25 * z / std(z)), 1, 5)`` with ``z = A B^T``
-  of rank ``rank``; each entry is observed with probability ``density``, and
-  an observed entry is test with probability ``test_fraction``.
+
+def synthetic(n_items: int = 300, n_users: int = 200,
+              density: Optional[float] = 0.05, rank: int = 5,
+              test_fraction: float = 0.1, seed: int = 0, *,
+              n_ratings: Optional[int] = None, item_skew: float = 0.0,
+              user_skew: float = 0.0) -> RatingData:
+  """Seeded low-rank ratings in 1..5 at chosen positions, in O(N) memory.
+
+  Positions: ``N = n_ratings`` (or ``round(density * m * n)``) distinct
+  (item, user) pairs, items and users drawn independently, uniformly or
+  with Zipf-like popularity: ``P(id of rank k) ~ (k + 0.1 * size)^-skew``
+  over a random order of the ids. ``skew = 1.5`` gives, on any shape, a
+  most-rated item with about 7x the mean count and a median of 0.49x the
+  mean (ML-100K's ``u1.base``: 10x and 0.45x for items, 8x and 0.59x for
+  users). Values: ``clip(round(3 + 1.25 * z / sqrt(rank)), 1, 5)`` with
+  ``z = a_i . b_u`` for standard normal ``a`` and ``b`` of dimension
+  ``rank``. Each rating is test with probability ``test_fraction``.
+
+  Args:
+    n_items, n_users: the matrix shape.
+    density: share of observed cells (ignored when ``n_ratings`` is set).
+    rank: rank of the underlying preference matrix.
+    test_fraction: share of ratings held out as test, in [0, 1).
+    seed: seeds everything.
+    n_ratings: number of ratings (alternative to ``density``).
+    item_skew, user_skew: popularity exponents (0: uniform).
+
+  Returns:
+    :class:`RatingData` named ``"synthetic"``.
   """
   if not (n_items > 0 and n_users > 0 and rank > 0):
     raise ValueError("n_items, n_users and rank must be positive.")
-  if not 0.0 < density <= 1.0:
-    raise ValueError(f"density must be in (0, 1], got {density}.")
+  cells = n_items * n_users
+  if n_ratings is None:
+    if density is None or not 0.0 < density <= 1.0:
+      raise ValueError(f"density must be in (0, 1], got {density}.")
+    n_ratings = int(round(density * cells))
+  if not 0 < n_ratings <= cells:
+    raise ValueError(f"n_ratings must be in [1, {cells}] for a "
+                     f"{n_items} x {n_users} matrix, got {n_ratings}.")
+  if not 0.0 <= test_fraction < 1.0:
+    raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
+  if item_skew < 0 or user_skew < 0:
+    raise ValueError("item_skew and user_skew must be >= 0.")
   rng = np.random.default_rng(seed)
-  z = rng.standard_normal((n_items, rank)) @ rng.standard_normal(
-      (rank, n_users))
-  ratings = np.clip(np.round(3 + 1.25 * z / z.std()), 1, 5).astype(np.float32)
-  observed = rng.random((n_items, n_users)) < density
-  is_test = rng.random((n_items, n_users)) < test_fraction
-  return RatingData("synthetic", np.where(observed & ~is_test, ratings, 0),
-                    np.where(observed & is_test, ratings, 0),
+  p_item = _popularity(rng, n_items, item_skew)
+  p_user = _popularity(rng, n_users, user_skew)
+  keys = np.empty(0, np.int64)
+  for _ in range(100):  # draw, deduplicate, draw what is missing
+    missing = n_ratings - keys.size
+    if missing == 0:
+      break
+    draw = missing + missing // 8 + 16
+    items = rng.choice(n_items, draw, p=p_item)
+    users = rng.choice(n_users, draw, p=p_user)
+    fresh = np.unique(items.astype(np.int64) * n_users + users)
+    fresh = np.setdiff1d(fresh, keys, assume_unique=True)
+    keys = np.union1d(keys, rng.permutation(fresh)[:missing])
+  else:
+    raise ValueError(f"could not draw {n_ratings} distinct cells of a "
+                     f"{n_items} x {n_users} matrix with these skews; ask "
+                     "for fewer ratings or less skew.")
+  items, users = np.divmod(keys, n_users)
+  a = rng.standard_normal((n_items, rank), np.float32)
+  b = rng.standard_normal((n_users, rank), np.float32)
+  values = np.empty(keys.size, np.float32)
+  for lo in range(0, keys.size, 1 << 22):  # bounded (chunk, rank) products
+    z = np.einsum("kr,kr->k", a[items[lo:lo + (1 << 22)]],
+                  b[users[lo:lo + (1 << 22)]])
+    values[lo:lo + z.size] = np.clip(np.round(3 + 1.25 * z / np.sqrt(rank)),
+                                     1, 5)
+  is_test = rng.random(keys.size) < test_fraction
+  shape = (n_items, n_users)
+  split = [Ratings(items[sel].astype(np.int32), users[sel].astype(np.int32),
+                   values[sel], shape) for sel in (~is_test, is_test)]
+  return RatingData("synthetic", split[0], split[1],
                     np.arange(1, n_items + 1), np.arange(1, n_users + 1))
 
 
-def _split_ratings(ratings: np.ndarray, fraction: float, seed: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-  """Moves a seeded ``fraction`` of the observed entries to a second matrix."""
-  rows, cols = np.nonzero(ratings)
-  chosen = np.random.default_rng(seed).permutation(rows.size)[
-      :int(round(fraction * rows.size))]
-  kept, moved = ratings.copy(), np.zeros_like(ratings)
-  moved[rows[chosen], cols[chosen]] = ratings[rows[chosen], cols[chosen]]
-  kept[rows[chosen], cols[chosen]] = 0
-  return kept, moved
+def _split_ratings(ratings: Ratings, fraction: float, seed: int
+                   ) -> tuple[Ratings, Ratings]:
+  """A seeded ``fraction`` of the entries moved out: ``(kept, moved)``."""
+  k = ratings.nnz
+  chosen = np.random.default_rng(seed).permutation(k)[
+      :int(round(fraction * k))]
+  moved = np.zeros(k, bool)
+  moved[chosen] = True
+  return rt.take(ratings, np.flatnonzero(~moved)), rt.take(ratings, chosen)
 
 
 def split_validation(data: RatingData, fraction: float = 0.05,
@@ -380,6 +432,8 @@ def split_validation(data: RatingData, fraction: float = 0.05,
   """Holds out a seeded ``fraction`` of the training ratings as validation.
 
   The test set is untouched; the model never sees the validation ratings.
+  The entries chosen are those of the item-major order (the order of
+  ``np.nonzero`` on the dense matrix), so splits match earlier versions.
   """
   if not 0.0 < fraction < 1.0:
     raise ValueError(f"validation fraction must be in (0, 1), got {fraction}.")

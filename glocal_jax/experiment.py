@@ -15,12 +15,16 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import checkpoint, metrics, training
+from glocal_jax import checkpoint, metrics, representations, training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
+from glocal_jax.representations import TrainingData
 
 METRICS: tuple[str, ...] = ("rmse", "mae", "ndcg")
 HIGHER_IS_BETTER = {"rmse": False, "mae": False, "ndcg": True}
@@ -33,16 +37,52 @@ def device_info() -> dict:
           "count": jax.device_count()}
 
 
-def evaluate(config: GLocalKConfig, params, data: RatingData,
-             phase: str) -> dict:
-  """Test (and validation, if any) metrics of ``params`` after ``phase``."""
-  pred = training.predictions(config, params, data.train, phase)
-  out = {f"test_{k}": float(v) for k, v in metrics.evaluate(
-      pred, data.test, data.test_mask).items()}
+def _splits(data: RatingData) -> dict:
+  """The evaluated splits of ``data``: test, and validation if any."""
+  splits = {"test": data.test}
   if data.valid is not None:
-    out.update({f"valid_{k}": float(v) for k, v in metrics.evaluate(
-        pred, data.valid, data.valid_mask).items()})
+    splits["valid"] = data.valid
+  return jax.device_put(splits)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 5, 6))
+def _metrics(params, train_data: TrainingData, splits: dict, finetuned: bool,
+             dot_scale, aggregation, stacked: bool) -> dict:
+  """Every metric of every split in one compiled call; with ``stacked``
+  parameters, per seed and of the seeds' ensemble (the mean clipped
+  prediction)."""
+  out = {}
+  for split, targets in splits.items():
+    predict = lambda p: representations.predict(
+        p, train_data, targets.items, targets.users, finetuned, dot_scale,
+        aggregation)
+    if not stacked:
+      out.update({f"{split}_{k}": v for k, v in metrics.evaluate(
+          predict(params), targets).items()})
+      continue
+    pred = jax.vmap(predict)(params)
+    per_seed = jax.vmap(metrics.evaluate, in_axes=(0, None))(pred, targets)
+    out.update({f"{split}_{k}": v for k, v in per_seed.items()})
+    ensemble = jnp.mean(jnp.clip(pred, 1.0, 5.0), axis=0)
+    out.update({f"ensemble_{split}_{k}": v for k, v in metrics.evaluate(
+        ensemble, targets).items()})
   return out
+
+
+def evaluate(config: GLocalKConfig, params, data: RatingData,
+             train_data: TrainingData, phase: str) -> dict:
+  """Test (and validation, if any) metrics of ``params`` after ``phase``.
+
+  ``train_data``: ``data.train`` prepared (:func:`training.prepare`).
+  Parameters stacked over seeds give a list per metric (one value per
+  seed) and ``ensemble_*`` values. One compiled call, one transfer.
+  """
+  stacked = training._is_stacked(params)  # pylint: disable=protected-access
+  out = jax.device_get(_metrics(params, train_data, _splits(data),
+                                phase == "finetune", config.dot_scale,
+                                config.aggregation, stacked))
+  return {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
+          for k, v in out.items()}
 
 
 def summarise(history: list[dict]) -> dict:
@@ -139,11 +179,12 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   done_before = len(history)
+  train_data = training.prepare(config, data.train)
   if checkpoint_dir:  # the ratings and ids, so a checkpoint can recommend
-    rows, cols = np.nonzero(data.train)
+    host = data.train.to_host()
     training_arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
-                       "train_rows": rows, "train_cols": cols,
-                       "train_values": data.train[rows, cols],
+                       "train_rows": host.items, "train_cols": host.users,
+                       "train_values": host.values,
                        "shape": np.asarray(data.shape)}
   tic = time.perf_counter()
 
@@ -151,7 +192,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     pass
 
   def callback(record: training.EpochRecord, params) -> dict:
-    record.metrics = evaluate(config, params, data, record.phase)
+    record.metrics = evaluate(config, params, data, train_data, record.phase)
     history.append(record.to_dict())
     log(f"{record.phase} epoch {record.epoch}: loss {record.loss:.2f} "
         f"({record.evaluations} evals) test RMSE "
@@ -173,38 +214,14 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
 
   complete = True
   try:
-    training.train(config, data.train, data.train_mask, key, params=params,
-                   start=start, callback=callback, epoch_fns=epoch_fns)
+    training.train(config, train_data, key, params=params, start=start,
+                   callback=callback, epoch_fns=epoch_fns)
   except _Stop:
     complete = len(history) == config.pretrain_epochs + config.finetune_epochs
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
-          "device": device_info(),
+          "device": device_info(), "plan": train_data.plan.to_dict(),
           "seconds": seconds_before + time.perf_counter() - tic,
           "complete": complete, "history": history, **summarise(history)}
-
-
-def evaluate_seeds(config: GLocalKConfig, params, data: RatingData,
-                   phase: str) -> dict:
-  """Per-seed and ensemble metrics of parameters stacked over seeds.
-
-  Returns ``{"test_rmse": [one per seed], ..., "ensemble_test_rmse": x,
-  ...}``; the ensemble predicts the mean of the seeds' clipped predictions.
-  """
-  pred = jax.vmap(lambda p: training.predictions(config, p, data.train,
-                                                 phase))(params)
-  ensemble = jax.numpy.mean(jax.numpy.clip(pred, 1.0, 5.0), axis=0)
-  splits = [("test", data.test, data.test_mask)]
-  if data.valid is not None:
-    splits.append(("valid", data.valid, data.valid_mask))
-  out = {}
-  for split, target, mask in splits:
-    per_seed = jax.vmap(metrics.evaluate, in_axes=(0, None, None))(
-        pred, target, mask)
-    out.update({f"{split}_{k}": np.asarray(v).tolist()
-                for k, v in per_seed.items()})
-    out.update({f"ensemble_{split}_{k}": float(v) for k, v in
-                metrics.evaluate(ensemble, target, mask).items()})
-  return out
 
 
 def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
@@ -245,9 +262,10 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
   history = []
   tic = time.perf_counter()
+  train_data = training.prepare(config, data.train, copies=len(seeds))
 
   def callback(record: training.EpochRecord, params) -> dict:
-    record.metrics = evaluate_seeds(config, params, data, record.phase)
+    record.metrics = evaluate(config, params, data, train_data, record.phase)
     history.append(record.to_dict())
     m = record.metrics
     log(f"{record.phase} epoch {record.epoch}: test RMSE per seed "
@@ -257,8 +275,8 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
     return record.metrics
 
   epoch_fns = epoch_fns or training.make_epoch_fns(config, batched=True)
-  training.train(config, data.train, data.train_mask, keys, params=params,
-                 start=start, callback=callback, epoch_fns=epoch_fns)
+  training.train(config, train_data, keys, params=params, start=start,
+                 callback=callback, epoch_fns=epoch_fns)
   per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
   stats = {}
   for name in ("mean", "std"):
@@ -269,6 +287,7 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
         for block in ("best", "final", "selected") if block in per_seed[0]}
   return {"dataset": data.name, "seeds": list(seeds),
           "config": config.to_dict(), "device": device_info(),
+          "plan": train_data.plan.to_dict(),
           "seconds": time.perf_counter() - tic, "history": history,
           "per_seed": per_seed, **stats,
           "ensemble": summarise(_seed_view(history, None))}
@@ -312,7 +331,7 @@ def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
           f"{time.perf_counter() - tic:.1f}s elapsed")
 
   schedule = config.replace(pretrain_epochs=max(epochs), finetune_epochs=0)
-  training.train(schedule, data.train, data.train_mask, params=params,
-                 callback=callback, epoch_fns=epoch_fns or
+  training.train(schedule, training.prepare(config, data.train, len(seeds)),
+                 params=params, callback=callback, epoch_fns=epoch_fns or
                  training.make_epoch_fns(config, batched=True))
   return snapshots

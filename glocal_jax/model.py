@@ -104,6 +104,39 @@ def init_params(key: jax.Array, n_items: int, n_users: int,
   return {"autoencoder": layers, "kernel_banks": banks}
 
 
+def kernelised_layers(layers: Sequence[Layer],
+                      lambda_2: float | jax.Array = 0.0,
+                      lambda_s: float | jax.Array = 0.0
+                      ) -> tuple[list[Layer], jax.Array]:
+  """Each layer's kernelised weights, paper Eq. (3), and the regulariser.
+
+  Computed once per loss evaluation, outside any loop over items: the
+  layers that :func:`encode` and :func:`decode` take.
+
+  Args:
+    layers: ``[{"w": (n_in, n_out), "b": (n_out,)}, ...]``, each with
+      optional local-kernel embeddings ``"u": (n_in, 1, d)``,
+      ``"v": (1, n_out, d)``.
+    lambda_2: L2 penalty on ``W``.
+    lambda_s: L2 penalty on the kernel matrices ``K``.
+
+  Returns:
+    ``(dense_layers, reg)``: ``[{"w": W * K(U, V), "b": b}, ...]`` (``W``
+    itself for a layer without ``u``/``v``), and the scalar
+    ``sum_layers lambda_s * sum(K^2) / 2 + lambda_2 * sum(W^2) / 2``.
+  """
+  dense, reg = [], 0.0
+  for layer in layers:
+    w = layer["w"]
+    reg = reg + lambda_2 * jnp.sum(jnp.square(w)) / 2
+    if "u" in layer:
+      k = kernels.local_kernel(layer["u"], layer["v"])
+      reg = reg + lambda_s * jnp.sum(jnp.square(k)) / 2
+      w = w * k
+    dense.append({"w": w, "b": layer["b"]})
+  return dense, reg
+
+
 def kernel_layer(layer: Layer, x: jax.Array, activation=jax.nn.sigmoid,
                  lambda_2: float | jax.Array = 0.0,
                  lambda_s: float | jax.Array = 0.0
@@ -122,13 +155,60 @@ def kernel_layer(layer: Layer, x: jax.Array, activation=jax.nn.sigmoid,
     ``(y, reg)``: ``(batch, n_out)`` outputs and the scalar regulariser
     ``lambda_s * sum(K^2) / 2 + lambda_2 * sum(W^2) / 2``.
   """
-  w = layer["w"]
-  reg = lambda_2 * jnp.sum(jnp.square(w)) / 2
-  if "u" in layer:
-    k = kernels.local_kernel(layer["u"], layer["v"])
-    reg = reg + lambda_s * jnp.sum(jnp.square(k)) / 2
-    w = w * k
-  return activation(x @ w + layer["b"]), reg
+  (dense,), reg = kernelised_layers([layer], lambda_2, lambda_s)
+  return activation(x @ dense["w"] + dense["b"]), reg
+
+
+def finish_encoding(dense_layers: Sequence[Layer],
+                    pre_activation: jax.Array) -> jax.Array:
+  """The last hidden layer from the first layer's pre-activation.
+
+  Args:
+    dense_layers: kernelised layers (:func:`kernelised_layers`).
+    pre_activation: ``(batch, hidden[0])``, ``x @ W_1' + b_1``.
+
+  Returns:
+    ``(batch, hidden[-1])`` sigmoid activations of the last hidden layer.
+  """
+  h = jax.nn.sigmoid(pre_activation)
+  for layer in dense_layers[1:-1]:
+    h = jax.nn.sigmoid(h @ layer["w"] + layer["b"])
+  return h
+
+
+def encode(dense_layers: Sequence[Layer], x: jax.Array) -> jax.Array:
+  """The autoencoder's hidden code ``H_L`` of ``x (batch, n_users)``.
+
+  Every layer but the output one, with sigmoid activations (Eq. 1);
+  ``dense_layers`` come from :func:`kernelised_layers`. With no hidden
+  layer (a single output layer) the code is ``x`` itself.
+  """
+  if len(dense_layers) == 1:
+    return x
+  first = dense_layers[0]
+  return finish_encoding(dense_layers, x @ first["w"] + first["b"])
+
+
+def decode(dense_layer: Layer, h: jax.Array) -> jax.Array:
+  """The output layer (identity activation): ``(batch, h) -> (batch, n)``."""
+  return h @ dense_layer["w"] + dense_layer["b"]
+
+
+def pooled_predictions(dense_layer: Layer, h: jax.Array) -> jax.Array:
+  """Item average pooling (Eq. 4) of ``decode(dense_layer, h)``, exactly.
+
+  The output layer is linear, so ``mean_j (H W' + b)_ij = H_i .
+  mean_j W'[:, j] + mean_j b_j``: ``O(batch * h)`` work and no
+  ``(batch, n)`` output.
+
+  Args:
+    dense_layer: the kernelised output layer.
+    h: ``(batch, h)`` hidden code.
+
+  Returns:
+    ``(batch,)`` one summary per item.
+  """
+  return h @ jnp.mean(dense_layer["w"], axis=1) + jnp.mean(dense_layer["b"])
 
 
 def autoencoder(layers: Sequence[Layer], x: jax.Array,
@@ -137,7 +217,8 @@ def autoencoder(layers: Sequence[Layer], x: jax.Array,
                 ) -> tuple[jax.Array, jax.Array]:
   """Item-based kernelised autoencoder forward pass, paper Eq. (1).
 
-  Sigmoid hidden layers, identity output layer.
+  Sigmoid hidden layers, identity output layer:
+  ``decode(encode(x))`` of the :func:`kernelised_layers`.
 
   Args:
     layers: hidden layers then output layer (see :func:`kernel_layer`).
@@ -149,12 +230,8 @@ def autoencoder(layers: Sequence[Layer], x: jax.Array,
     ``(predictions, reg)``: ``(m, n)`` reconstruction and the sum of the
     layers' regularisers.
   """
-  reg = 0.0
-  for i, layer in enumerate(layers):
-    act = jax.nn.sigmoid if i < len(layers) - 1 else (lambda z: z)
-    x, layer_reg = kernel_layer(layer, x, act, lambda_2, lambda_s)
-    reg = reg + layer_reg
-  return x, reg
+  dense, reg = kernelised_layers(layers, lambda_2, lambda_s)
+  return decode(dense[-1], encode(dense, x)), reg
 
 
 def global_kernel_ratings(params: Params, ratings: jax.Array,

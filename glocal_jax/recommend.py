@@ -1,4 +1,9 @@
-"""Using a trained model: rating predictions and top-k recommendations."""
+"""Using a trained model: top-k recommendations for a user.
+
+Scores come from :func:`glocal_jax.training.predict` at one user's column
+(``(m,)``, no ``(m, n)`` matrix), e.g.
+``predict(config, params, data, jnp.arange(m), jnp.full(m, user), phase)``.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +11,22 @@ import jax
 import jax.numpy as jnp
 
 
-def predict_pairs(predictions: jax.Array, items: jax.Array, users: jax.Array,
+def top_k_unrated(scores: jax.Array, rated: jax.Array, k: int,
                   min_rating: float = 1.0, max_rating: float = 5.0
-                  ) -> jax.Array:
-  """Clipped predicted ratings of ``(item, user)`` index pairs.
-
-  Args:
-    predictions: ``(m, n)`` model output (e.g.
-      :func:`glocal_jax.training.predictions`).
-    items: ``(p,)`` row indices.
-    users: ``(p,)`` column indices.
-
-  Returns:
-    ``(p,)`` ratings in ``[min_rating, max_rating]``.
-  """
-  return jnp.clip(predictions[items, users], min_rating, max_rating)
-
-
-def top_k_unrated(predictions: jax.Array, ratings: jax.Array, user: int,
-                  k: int, min_rating: float = 1.0, max_rating: float = 5.0
                   ) -> tuple[jax.Array, jax.Array]:
   """The ``k`` items a user has not rated with the highest predictions.
 
   Args:
-    predictions: ``(m, n)`` model output.
-    ratings: ``(m, n)`` known ratings (0 = unrated); rated items are skipped.
-    user: column index of the user.
+    scores: ``(m,)`` the user's predicted rating of every item.
+    rated: ``(m,)`` True (or non-zero) where the user has a training
+      rating; those items are skipped.
     k: how many items (at most the number of unrated items).
 
   Returns:
-    ``(items, scores)``: ``(k,)`` row indices, best first, and their clipped
+    ``(items, scores)``: ``(k,)`` item indices, best first, and their clipped
     predicted ratings (ties: lower index first).
   """
-  scores = jnp.clip(predictions[:, user], min_rating, max_rating)
-  scores = jnp.where(ratings[:, user] > 0, -jnp.inf, scores)
+  scores = jnp.clip(scores, min_rating, max_rating)
+  scores = jnp.where(jnp.asarray(rated) != 0, -jnp.inf, scores)
   values, items = jax.lax.top_k(scores, k)
   return items, values

@@ -17,9 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import model
+from glocal_jax import model, representations
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.optim import EpochFn, lbfgsb_epoch
+from glocal_jax.ratings import Ratings
+from glocal_jax.representations import TrainingData
 
 PHASES: tuple[str, ...] = ("pretrain", "finetune")
 
@@ -65,35 +67,63 @@ def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
                            config.local_kernel)
 
 
+def prepare(config: GLocalKConfig, ratings: Ratings,
+            copies: int = 1) -> TrainingData:
+  """The training ratings in the representation ``config`` asks for.
+
+  Args:
+    config: gives ``representation``, ``block_size``, ``chunk_size`` and
+      the convolution (``kernel_size``, ``conv_layers``).
+    ratings: training ratings.
+    copies: models trained at once (vmapped seeds), for the memory rule.
+  """
+  plan = representations.choose_plan(
+      ratings.shape, ratings.nnz, kernel_size=config.kernel_size,
+      conv_layers=config.conv_layers, representation=config.representation,
+      copies=copies, block_size=config.block_size,
+      chunk_size=config.chunk_size)
+  return representations.prepare(ratings, plan,
+                                 kernel_size=config.kernel_size,
+                                 conv_layers=config.conv_layers)
+
+
 def pretrain_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
-  """``loss(ae_params, ratings, mask)`` of pre-training for ``config``."""
-  return functools.partial(model.pretrain_loss, lambda_2=config.lambda_2,
-                           lambda_s=config.lambda_s)
+  """``loss(ae_params, data)`` of pre-training for ``config``."""
+  return functools.partial(representations.pretrain_loss,
+                           lambda_2=config.lambda_2, lambda_s=config.lambda_s)
 
 
 def finetune_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
-  """``loss(params, ratings, mask)`` of fine-tuning for ``config``."""
+  """``loss(params, data)`` of fine-tuning for ``config``."""
   return functools.partial(
-      model.finetune_loss, lambda_2=config.lambda_2, lambda_s=config.lambda_s,
-      dot_scale=config.dot_scale, aggregation=config.aggregation)
+      representations.finetune_loss, lambda_2=config.lambda_2,
+      lambda_s=config.lambda_s, dot_scale=config.dot_scale,
+      aggregation=config.aggregation)
 
 
-def predictions(config: GLocalKConfig, params: model.Params,
-                ratings: jax.Array, phase: str) -> jax.Array:
-  """``(m, n)`` unclipped predictions after an epoch of ``phase``.
+def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
+            items: Any, users: Any, phase: str) -> jax.Array:
+  """``(k,)`` unclipped predictions at ``(items, users)`` after ``phase``.
 
   After pre-training the model is the local-kernel AE alone (``AE(R)``);
-  after fine-tuning it is GLocal-K (``AE(R_hat)``).
+  after fine-tuning it is GLocal-K (``AE(R_hat)``). Compiled once per
+  shape; parameters stacked over seeds give ``(seeds, k)``.
   """
-  return _predictions(params, ratings, phase == "finetune", config.dot_scale,
-                      config.aggregation)
+  return _predict(params, data, jnp.asarray(items), jnp.asarray(users),
+                  phase == "finetune", config.dot_scale, config.aggregation,
+                  _is_stacked(params))
 
 
-@functools.partial(jax.jit, static_argnums=(2, 4))
-def _predictions(params, ratings, finetuned, dot_scale, aggregation):
-  if finetuned:
-    return model.finetune_predictions(params, ratings, dot_scale, aggregation)
-  return model.autoencoder(params["autoencoder"], ratings)[0]
+def _is_stacked(params: model.Params) -> bool:
+  return params["autoencoder"][-1]["b"].ndim == 2
+
+
+@functools.partial(jax.jit, static_argnums=(4, 6, 7))
+def _predict(params, data, items, users, finetuned, dot_scale, aggregation,
+             stacked):
+  fn = lambda p: representations.predict(p, data, items, users, finetuned,
+                                         dot_scale, aggregation)
+  return jax.vmap(fn)(params) if stacked else fn(params)
 
 
 def all_finite(tree: Any) -> bool:
@@ -114,7 +144,7 @@ class TrainResult:
   history: list[EpochRecord]
 
 
-def train(config: GLocalKConfig, ratings: Any, mask: Any,
+def train(config: GLocalKConfig, data: Ratings | TrainingData,
           key: Optional[jax.Array] = None, *,
           params: Optional[model.Params] = None,
           start: tuple[str, int] = ("pretrain", 0),
@@ -124,8 +154,8 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
 
   Args:
     config: hyper-parameters and schedule.
-    ratings: ``(m, n)`` training ratings, items x users, 0 = unrated.
-    mask: ``(m, n)`` training mask.
+    data: training ratings, or the :class:`TrainingData` of
+      :func:`prepare` (to prepare once for several runs).
     key: PRNG key for the initialisation (ignored when ``params`` is given);
       a stack of keys ``(s, 2)`` initialises ``s`` seeds stacked along a
       leading axis, to train with ``make_epoch_fns(config, batched=True)``.
@@ -146,19 +176,17 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
   """
   if start[0] not in PHASES:
     raise ValueError(f"start phase must be one of {PHASES}, got {start[0]!r}.")
-  ratings = jnp.asarray(ratings, jnp.float32)
-  mask = jnp.asarray(mask, jnp.float32)
-  if ratings.ndim != 2 or ratings.shape != mask.shape:
-    raise ValueError(
-        f"ratings and mask must be equal 2-D shapes, got {ratings.shape} and "
-        f"{mask.shape}.")
   if params is None:
     if key is None:
       raise ValueError("train needs a PRNG key or initial params.")
     key = jnp.asarray(key)
-    init = functools.partial(init_params, config, n_items=ratings.shape[0],
-                             n_users=ratings.shape[1])
+    init = functools.partial(init_params, config, n_items=data.shape[0],
+                             n_users=data.shape[1])
     params = jax.vmap(init)(key) if key.ndim == 2 else init(key)
+  if isinstance(data, Ratings):
+    copies = params["autoencoder"][-1]["b"].shape[0] if _is_stacked(
+        params) else 1
+    data = prepare(config, data, copies)
   epoch_fns = epoch_fns or make_epoch_fns(config)
   history = []
   for phase in PHASES[PHASES.index(start[0]):]:
@@ -167,10 +195,10 @@ def train(config: GLocalKConfig, ratings: Any, mask: Any,
     for epoch in range(first, n_epochs + 1):
       tic = time.perf_counter()
       if phase == "pretrain":
-        ae, stats = epoch_fns[phase](params["autoencoder"], ratings, mask)
+        ae, stats = epoch_fns[phase](params["autoencoder"], data)
         new_params = {**params, "autoencoder": ae}
       else:
-        new_params, stats = epoch_fns[phase](params, ratings, mask)
+        new_params, stats = epoch_fns[phase](params, data)
       loss = np.asarray(stats.loss)
       if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
         raise NonFiniteError(
@@ -218,12 +246,12 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                       getattr(config, f"{phase}_maxiter"), config.history_size,
                       **options)
     if batched and seed_batching == "vmap":
-      fn = jax.jit(jax.vmap(fn, in_axes=(0, None, None)))
+      fn = jax.jit(jax.vmap(fn, in_axes=(0, None)))
     elif batched:
       fn = jax.jit(functools.partial(_map_seeds, fn))
     fns[phase] = fn
   return fns
 
 
-def _map_seeds(fn, params, ratings, mask):
-  return jax.lax.map(lambda p: fn(p, ratings, mask), params)
+def _map_seeds(fn, params, data):
+  return jax.lax.map(lambda p: fn(p, data), params)

@@ -1,17 +1,18 @@
 """Independent NumPy implementations of GLocal-K, for the tests.
 
 Written from SPEC with different arithmetic from the library where possible
-(explicit loops, the expanded squared distance, a hand-rolled convolution).
+(explicit loops, the direct squared distance of Eq. 2 where the library
+expands it, a hand-rolled convolution).
 """
 
 import numpy as np
 
 
 def local_kernel(u, v):
-  u2 = u.reshape(u.shape[0], -1)
-  v2 = v.reshape(v.shape[1], -1)
-  sq = (u2 ** 2).sum(1)[:, None] + (v2 ** 2).sum(1)[None, :] - 2 * u2 @ v2.T
-  return np.maximum(0.0, 1.0 - sq)
+  """Eq. 2 with the (n_in, n_out, d) difference tensor."""
+  u = np.asarray(u).reshape(u.shape[0], 1, -1)
+  v = np.asarray(v).reshape(1, v.shape[-2], -1)
+  return np.maximum(0.0, 1.0 - ((u - v) ** 2).sum(-1))
 
 
 def sigmoid(x):

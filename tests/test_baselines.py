@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
+from glocal_jax import ratings as rt
 
 
 def numpy_means(ratings, by):
@@ -28,15 +29,20 @@ def test_mean_predictions_match_numpy(by):
   ratings[2] = 0      # an item with no rating: global mean
   ratings[:, 3] = 0   # a user with no rating: global mean
   ratings[0, 0] = 5
-  got = gj.mean_predictions(ratings, ratings > 0, by)
-  np.testing.assert_allclose(got, numpy_means(ratings, by), rtol=1e-6)
-  jitted = jax.jit(gj.mean_predictions, static_argnums=2)(
-      ratings, ratings > 0, by)
-  np.testing.assert_allclose(jitted, got, rtol=1e-6)
+  train = rt.pad(rt.from_dense(ratings), 30)  # padding is ignored
+  items, users = np.divmod(np.arange(35), 5)
+  expected = numpy_means(ratings, by)[items, users]
+  got = gj.mean_predictions(train, items, users, by)
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  jitted = jax.jit(gj.mean_predictions, static_argnums=3)(
+      train, items, users, by)
+  np.testing.assert_allclose(jitted, expected, rtol=1e-6)
 
 
 def test_mean_predictions_refuse_bad_input():
+  train = rt.from_dense(np.ones((2, 2)))
   with pytest.raises(ValueError, match="by must be one of"):
-    gj.mean_predictions(np.ones((2, 2)), np.ones((2, 2)), "movie")
+    gj.mean_predictions(train, [0], [0], "movie")
   with pytest.raises(ValueError, match="no observed training rating"):
-    gj.mean_predictions(np.zeros((2, 2)), np.zeros((2, 2)), "item")
+    gj.mean_predictions(rt.pad(rt.from_dense(np.zeros((2, 2))), 3), [0], [0],
+                        "item")

@@ -16,20 +16,24 @@ from conftest import shared_data_dir
 def test_ml_100k_shared_files():
   data = gdata.load_ml_100k(shared_data_dir("ml-100k"))
   assert data.shape == (1682, 943)
-  assert int(data.train_mask.sum()) == 80000
-  assert int(data.test_mask.sum()) == 20000
-  assert data.train.dtype == np.float32
+  assert data.train.count() == 80000 and data.train.nnz == 80000
+  assert data.test.count() == 20000
+  assert data.train.values.dtype == np.float32
+  assert data.train.items.dtype == np.int32
   # u1.base's first line is "1\t1\t5\t874965758": user 1, item 1, rating 5.
-  assert data.train[0, 0] == 5
+  assert (data.train.items[0], data.train.users[0],
+          data.train.values[0]) == (0, 0, 5)
   assert data.user_ids[0] == 1 and data.item_ids[-1] == 1682
+  keys = data.train.items.astype(np.int64) * 943 + data.train.users
+  assert np.all(np.diff(keys) > 0)  # sorted by item, then user; no duplicate
 
 
 def test_douban_shared_file():
   data = gdata.load_douban(shared_data_dir("douban"))
   assert data.shape == (3000, 3000)
-  assert int(data.train_mask.sum()) == 123202
-  assert int(data.test_mask.sum()) == 13689
-  assert set(np.unique(data.train)) <= {0, 1, 2, 3, 4, 5}
+  assert data.train.count() == 123202
+  assert data.test.count() == 13689
+  assert set(np.unique(data.train.values)) <= {1, 2, 3, 4, 5}
 
 
 def write_ml_1m(path, rows):
@@ -70,14 +74,14 @@ def test_ml_1m_split_matches_reference(tmp_path):
   write_ml_1m(tmp_path, rows)
   data = gdata.load_ml_1m(str(tmp_path))
   train, test = reference_ml_1m_split(rows)
-  np.testing.assert_array_equal(data.train, train)
-  np.testing.assert_array_equal(data.test, test)
-  assert int(data.test_mask.sum()) == 40
+  np.testing.assert_array_equal(data.train.to_dense(), train)
+  np.testing.assert_array_equal(data.test.to_dense(), test)
+  assert data.test.count() == 40
   np.testing.assert_array_equal(data.user_ids,
                                 np.unique([r[0] for r in rows]))
   other = gdata.load_ml_1m(str(tmp_path), test_fraction=0.2, seed=7)
   train, test = reference_ml_1m_split(rows, 0.2, 7)
-  np.testing.assert_array_equal(other.test, test)
+  np.testing.assert_array_equal(other.test.to_dense(), test)
 
 
 @pytest.mark.parametrize("line,message", [
@@ -142,7 +146,7 @@ def test_download_extracts_and_verifies(monkeypatch, tmp_path):
   monkeypatch.setitem(gdata.SOURCES, "ml-100k", source)
   target = tmp_path / "data"
   data = gdata.load_ml_100k(str(target), download=True)
-  assert data.shape == (2, 2) and data.test[1, 0] == 3
+  assert data.shape == (2, 2) and data.test.to_dense()[1, 0] == 3
   assert sorted(os.listdir(target)) == ["u1.base", "u1.test"]  # no leftovers
   # A wrong checksum writes nothing.
   bad = dataclasses.replace(source, sha256={**sha, "u1.test": "0" * 64})
@@ -173,23 +177,55 @@ def test_douban_orientation(tmp_path):
     f["M"], f["Otraining"], f["Otest"] = ratings, o_train, o_test
   data = gdata.load_douban(str(tmp_path))
   assert data.shape == (3, 4)
-  assert data.train[0, 1] == ratings[0, 1] and data.train.sum() == ratings[0, 1]
-  assert data.test[2, 3] == ratings[2, 3]
+  train, test = data.train.to_dense(), data.test.to_dense()
+  assert train[0, 1] == ratings[0, 1] and train.sum() == ratings[0, 1]
+  assert test[2, 3] == ratings[2, 3]
 
 
 def test_synthetic_validation_and_subsampling():
   data = gdata.synthetic(60, 40, density=0.3, seed=3)
   again = gdata.synthetic(60, 40, density=0.3, seed=3)
-  np.testing.assert_array_equal(data.train, again.train)
-  assert set(np.unique(data.train)) <= {0, 1, 2, 3, 4, 5}
-  assert not np.any((data.train > 0) & (data.test > 0))
+  np.testing.assert_array_equal(data.train.values, again.train.values)
+  train, test = np.asarray(data.train.to_dense()), np.asarray(
+      data.test.to_dense())
+  assert set(np.unique(train)) <= {0, 1, 2, 3, 4, 5}
+  assert data.train.count() + data.test.count() == round(0.3 * 60 * 40)
+  assert not np.any((train > 0) & (test > 0))
   split = gdata.split_validation(data, 0.1, seed=1)
-  n = int(data.train_mask.sum())
-  assert int(split.valid_mask.sum()) == round(0.1 * n)
-  np.testing.assert_array_equal(split.train + split.valid, data.train)
-  assert not np.any((split.train > 0) & (split.valid > 0))
+  n = data.train.count()
+  assert split.valid.count() == round(0.1 * n)
+  kept, valid = np.asarray(split.train.to_dense()), np.asarray(
+      split.valid.to_dense())
+  np.testing.assert_array_equal(kept + valid, train)
+  assert not np.any((kept > 0) & (valid > 0))
+  # The entries held out are those the dense version chose: a seeded
+  # permutation of the item-major order of np.nonzero.
+  rows, cols = np.nonzero(train)
+  chosen = np.random.default_rng(1).permutation(rows.size)[:round(0.1 * n)]
+  expected = np.zeros_like(train)
+  expected[rows[chosen], cols[chosen]] = train[rows[chosen], cols[chosen]]
+  np.testing.assert_array_equal(valid, expected)
   half = gdata.subsample_train(data, 0.5, seed=0)
-  assert int(half.train_mask.sum()) == round(0.5 * n)
-  assert np.all((half.train == 0) | (half.train == data.train))
+  assert half.train.count() == round(0.5 * n)
+  kept = np.asarray(half.train.to_dense())
+  assert np.all((kept == 0) | (kept == train))
   with pytest.raises(ValueError):
     gdata.split_validation(data, 1.5)
+
+
+def test_synthetic_at_scale_is_skewed_and_exact_in_count():
+  data = gdata.synthetic(2000, 3000, n_ratings=60000, rank=4, seed=1,
+                         test_fraction=0.0, item_skew=1.5, user_skew=1.5)
+  assert data.train.count() == 60000 and data.test.count() == 0
+  keys = data.train.items.astype(np.int64) * 3000 + data.train.users
+  assert np.all(np.diff(keys) > 0)  # distinct and sorted
+  for index, size in ((data.train.items, 2000), (data.train.users, 3000)):
+    counts = np.bincount(index, minlength=size)
+    # Zipf-Mandelbrot(1.5, 0.1 * size): the head holds ~7x the mean count.
+    assert 4 < counts.max() / counts.mean() < 10
+    assert 0.35 < np.median(counts) / counts.mean() < 0.65
+  uniform = gdata.synthetic(2000, 3000, n_ratings=60000, seed=1)
+  counts = np.bincount(uniform.train.items, minlength=2000)
+  assert counts.max() / counts.mean() < 2
+  with pytest.raises(ValueError, match="n_ratings"):
+    gdata.synthetic(5, 5, n_ratings=26)

@@ -55,6 +55,29 @@ def test_global_conv_equals_numpy_same_convolution(t):
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("t", [1, 3, 5])
+def test_global_conv_without_row_padding_is_valid_over_items(t):
+  rng = np.random.default_rng(10 + t)
+  x = rng.normal(size=(11, 7)).astype(np.float32)
+  kernel = rng.normal(size=(t, t)).astype(np.float32)
+  half = t // 2
+  full = np.maximum(ref.conv_same(x, kernel), 0)
+  np.testing.assert_allclose(gj.global_conv(x, kernel, row_padding=False),
+                             full[half:x.shape[0] - half], rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_global_conv_gradients_match_finite_differences(x64):
+  rng = np.random.default_rng(11)
+  x = jnp.asarray(rng.uniform(0, 5, (9, 6)))
+  kernel = jnp.asarray(rng.normal(size=(5, 5)))
+  for row_padding in (True, False):
+    f = lambda x, k, rp=row_padding: jnp.sum(
+        jnp.square(gj.global_conv(x, k, row_padding=rp)))
+    directional_fd_check(f, (x, kernel), argnum=0)
+    directional_fd_check(f, (x, kernel), argnum=1, seed=1)
+
+
 def test_global_conv_3x3_by_hand():
   x = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
   kernel = np.zeros((3, 3), np.float32)

@@ -1,4 +1,4 @@
-"""Metrics against plain loops (SPEC, Evaluation)."""
+"""Metrics on triplets against plain loops over dense matrices (SPEC)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
+from glocal_jax import ratings as rt
 import numpy_reference as ref
 
 
@@ -25,41 +26,54 @@ def random_case(seed, m=30, n=12, density=0.3):
 @pytest.mark.parametrize("seed", range(5))
 def test_ndcg_matches_reference_loop(seed):
   pred, target, mask = random_case(seed)
-  np.testing.assert_allclose(gj.ndcg(pred, target, mask),
+  targets = rt.from_dense(target)
+  np.testing.assert_allclose(gj.ndcg(targets.gather(pred), targets),
                              ref.ndcg_loop(pred, target, mask), rtol=1e-5)
+
+
+def test_ndcg_ignores_padding_entries():
+  pred, target, mask = random_case(1)
+  targets = rt.from_dense(target)
+  padded = rt.pad(targets, targets.nnz + 7)
+  np.testing.assert_allclose(
+      gj.ndcg(padded.gather(pred), padded), ref.ndcg_loop(pred, target, mask),
+      rtol=1e-5)
+  np.testing.assert_allclose(gj.rmse(padded.gather(pred), padded),
+                             gj.rmse(targets.gather(pred), targets))
 
 
 def test_ndcg_ties_keep_item_order():
   # Both items predicted 5 after clipping: the first item ranks first.
-  pred = np.array([[7.0], [6.0]], np.float32)
-  target = np.array([[1.0], [5.0]], np.float32)
-  mask = np.ones((2, 1), np.float32)
+  targets = rt.from_dense(np.array([[1.0], [5.0]], np.float32))
   dcg = 1 / np.log2(2) + 31 / np.log2(3)
   idcg = 31 / np.log2(2) + 1 / np.log2(3)
-  np.testing.assert_allclose(gj.ndcg(pred, target, mask), dcg / idcg,
-                             rtol=1e-6)
+  np.testing.assert_allclose(gj.ndcg(jnp.array([7.0, 6.0]), targets),
+                             dcg / idcg, rtol=1e-6)
 
 
 def test_rmse_and_mae_clip_predictions():
-  pred = np.array([[0.0, 6.0, 3.5]], np.float32)
-  target = np.array([[1.0, 4.0, 3.0]], np.float32)
-  mask = np.array([[1.0, 1.0, 0.0]], np.float32)
-  np.testing.assert_allclose(gj.rmse(pred, target, mask), np.sqrt(0.5))
-  np.testing.assert_allclose(gj.mae(pred, target, mask), 0.5)
+  targets = rt.from_dense(np.array([[1.0, 4.0, 0.0]], np.float32))
+  pred = jnp.array([0.0, 6.0])
+  np.testing.assert_allclose(gj.rmse(pred, targets), np.sqrt(0.5))
+  np.testing.assert_allclose(gj.mae(pred, targets), 0.5)
 
 
 def test_metrics_match_numpy_on_random_data():
   pred, target, mask = random_case(7)
   err = (np.clip(pred, 1, 5) - target)[mask > 0]
-  out = gj.evaluate(pred, target, mask)
+  targets = rt.from_dense(target)
+  out = gj.evaluate(targets.gather(pred), targets)
   np.testing.assert_allclose(out["rmse"], np.sqrt(np.mean(err ** 2)),
                              rtol=1e-6)
   np.testing.assert_allclose(out["mae"], np.mean(np.abs(err)), rtol=1e-6)
 
 
-def test_metrics_vmap():
-  cases = [random_case(s) for s in range(3)]
-  stacked = [jnp.stack(x) for x in zip(*cases)]
-  batched = jax.vmap(gj.evaluate)(*stacked)
-  for i, case in enumerate(cases):
-    np.testing.assert_allclose(batched["ndcg"][i], gj.ndcg(*case), rtol=1e-6)
+def test_metrics_vmap_over_predictions():
+  _, target, mask = random_case(2)
+  targets = rt.from_dense(target)
+  preds = [random_case(s)[0] for s in range(3)]
+  batched = jax.vmap(gj.evaluate, in_axes=(0, None))(
+      jnp.stack([targets.gather(p) for p in preds]), targets)
+  for i, pred in enumerate(preds):
+    np.testing.assert_allclose(batched["ndcg"][i],
+                               ref.ndcg_loop(pred, target, mask), rtol=1e-5)

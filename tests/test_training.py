@@ -61,14 +61,15 @@ def test_pretraining_and_finetuning_lower_loss_and_rmse():
   config = gj.GLocalKConfig(**SMALL)
   key = jax.random.PRNGKey(0)
   params0 = training.init_params(config, key, *data.shape)
-  train_rmse = lambda p, phase: float(gj.rmse(
-      training.predictions(config, p, data.train, phase), data.train,
-      data.train_mask))
+  prepared = gj.prepare(config, data.train)
+  train_rmse = lambda p, phase: float(gj.rmse(gj.predict(
+      config, p, prepared, data.train.items, data.train.users, phase),
+                                               data.train))
   rmse0 = train_rmse(params0, "pretrain")
-  loss0 = float(gj.pretrain_loss(params0["autoencoder"], data.train,
-                                 data.train_mask, config.lambda_2,
-                                 config.lambda_s))
-  result = gj.train(config, data.train, data.train_mask, key)
+  dense = data.train.to_dense()
+  loss0 = float(gj.pretrain_loss(params0["autoencoder"], dense, dense > 0,
+                                 config.lambda_2, config.lambda_s))
+  result = gj.train(config, data.train, key)
   pre = [r for r in result.history if r.phase == "pretrain"]
   fine = [r for r in result.history if r.phase == "finetune"]
   assert len(pre) == 4 and len(fine) == 3
@@ -82,11 +83,11 @@ def test_train_resumes_from_any_epoch_exactly():
   config = gj.GLocalKConfig(**{**SMALL, "pretrain_epochs": 2,
                                "finetune_epochs": 2})
   key = jax.random.PRNGKey(3)
-  full = gj.train(config, data.train, data.train_mask, key)
+  full = gj.train(config, data.train, key)
   fns = gj.make_epoch_fns(config)
-  part = gj.train(config.replace(finetune_epochs=1), data.train,
-                  data.train_mask, key, epoch_fns=fns)
-  rest = gj.train(config, data.train, data.train_mask, params=part.params,
+  part = gj.train(config.replace(finetune_epochs=1), data.train, key,
+                  epoch_fns=fns)
+  rest = gj.train(config, data.train, params=part.params,
                   start=("finetune", 1), epoch_fns=fns)
   assert [r.epoch for r in rest.history] == [2]
   for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(rest.params)):
@@ -100,15 +101,13 @@ def test_non_finite_loss_stops_with_phase_and_epoch():
   params["autoencoder"][0]["w"] = params["autoencoder"][0]["w"].at[0, 0].set(
       jnp.nan)
   with pytest.raises(gj.NonFiniteError, match="pretrain epoch 1"):
-    gj.train(config, data.train, data.train_mask, params=params)
+    gj.train(config, data.train, params=params)
 
 
-def test_train_rejects_mismatched_inputs():
+def test_train_needs_a_key_or_params():
   config = gj.GLocalKConfig(**SMALL)
-  with pytest.raises(ValueError, match="equal 2-D shapes"):
-    gj.train(config, np.zeros((4, 3)), np.zeros((4, 2)), jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="PRNG key"):
-    gj.train(config, np.zeros((4, 3)), np.zeros((4, 3)))
+    gj.train(config, gdata.synthetic(4, 3, density=0.5).train)
 
 
 @pytest.mark.parametrize("field,value", [
