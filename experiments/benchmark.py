@@ -44,13 +44,14 @@ from absl import flags
 import jax
 import numpy as np
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
+from reporting import pyplot, write_json
 from glocal_jax import experiment, flops, representations, training
 
-common.define_data_flags()
-common.define_model_flags()
+cli.define_data_flags()
+cli.define_model_flags()
 flags.DEFINE_enum("mode", "schedule", ["schedule", "evaluation"],
                   "schedule: train the full schedule per driver and "
                   "representation; evaluation: time one loss-and-gradient "
@@ -71,6 +72,7 @@ flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
 flags.DEFINE_bool("isolate", True, "Run each row in a fresh process, so that "
                   "its peak memory is its own.")
 flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
@@ -78,7 +80,7 @@ def parse_driver(spec: str) -> tuple[str, dict]:
   """``"name:key=value:..."`` -> (name, options) with typed values."""
   name, *pairs = spec.split(":")
   if name not in gj.optim.DRIVERS:
-    common.fail(f"unknown driver {name!r} in --drivers; known: "
+    cli.fail(f"unknown driver {name!r} in --drivers; known: "
                 f"{list(gj.optim.DRIVERS)}")
   options = {}
   for pair in pairs:
@@ -134,7 +136,7 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
     fns = training.make_epoch_fns(config, batched=batched,
                                   seed_batching=FLAGS.seed_batching, **options)
   except (TypeError, ValueError) as e:
-    common.fail(f"driver {spec!r}: {e}")
+    cli.fail(f"driver {spec!r}: {e}")
   params0 = initial_params(config, data.shape)
   first = {}  # warm-up: compile (and run once) each phase's epoch
   for phase, tree in (("pretrain", params0["autoencoder"]),
@@ -265,20 +267,23 @@ COLUMNS = {
 
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
+    cli.fail(f"unexpected arguments {argv[1:]}")
   if FLAGS.seeds <= 0:
-    common.fail(f"--seeds must be positive, got {FLAGS.seeds}")
+    cli.fail(f"--seeds must be positive, got {FLAGS.seeds}")
   if FLAGS.repeats <= 0:
-    common.fail(f"--repeats must be positive, got {FLAGS.repeats}")
+    cli.fail(f"--repeats must be positive, got {FLAGS.repeats}")
   for r in FLAGS.representations:
     try:
       representations.parse_representation(r)
     except ValueError as e:
-      common.fail(str(e))
+      cli.fail(str(e))
   for spec in FLAGS.drivers:
     parse_driver(spec)
-  config = common.config_for(FLAGS.dataset)
-  data = common.load(FLAGS.dataset, FLAGS.data_dir)
+  if FLAGS.output_json:
+    cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
+  config = cli.config_for(FLAGS.dataset)
+  data = cli.load(FLAGS.dataset, FLAGS.data_dir,
+                  **cli.split_options(FLAGS.dataset))
   print(data.summary())
   print(f"schedule: {config.pretrain_epochs} x {config.pretrain_maxiter} "
         f"pre-training, {config.finetune_epochs} x {config.finetune_maxiter} "
@@ -298,7 +303,7 @@ def main(argv):
     print(" | ".join(str(row.get(c, row.get("error", "-")))
                      for c in columns))
   if FLAGS.output_json:
-    common.write_json(FLAGS.output_json, {
+    write_json(FLAGS.output_json, {
         "provenance": provenance(),
         "device": device, "dataset": data.name, "shape": list(data.shape),
         "ratings": data.train.count(), "mode": FLAGS.mode,

@@ -19,36 +19,39 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 from glocal_jax import experiment
+import reporting
+import rows as table_rows
 
 flags.DEFINE_list("pretrain_epoch_grid", ["0", "10", "20", "30", "40", "50",
                                           "60"], "Pre-training epochs.")
-common.define_sweep_flags()
+cli.define_sweep_flags()
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-  common.check_sweep_flags(argv)
-  grid = common.number_list("pretrain_epoch_grid", int, lambda e: e >= 0,
-                            ">= 0")
+  cli.check_sweep_flags(argv)
+  grid = cli.number_list("pretrain_epoch_grid", int, lambda e: e >= 0,
+                         ">= 0")
   rows = []
-  for name, data in common.sweep_datasets():
-    config = common.config_for(name)
+  for name, data in cli.sweep_datasets():
+    config = cli.config_for(name)
     for protocol in FLAGS.protocols:
       print(f"== {name} protocol={protocol}: pre-training to {max(grid)} "
             "epochs")
       snapshots = experiment.pretrain_snapshots(
-          config, common.protocol_data(data, protocol),
-          list(range(FLAGS.seeds)), grid, log=common.log_line,
-          epoch_fns=common.batched_epoch_fns(config))
+          config, table_rows.protocol_data(data, protocol),
+          list(range(FLAGS.seeds)), grid, log=table_rows.log_line,
+          epoch_fns=table_rows.batched_epoch_fns(config))
       for epochs in grid:
-        row = common.run_row(data, config.replace(pretrain_epochs=epochs),
+        row = table_rows.run_row(data, config.replace(pretrain_epochs=epochs),
                              protocol, snapshot=snapshots[epochs],
                              model="glocal-k", pretrain_epochs=epochs)
         rows.append(row)
-        common.write_rows("figure3", rows)
-  common.plot_rows(os.path.join(FLAGS.output_dir, "figure3.png"), rows,
+        reporting.write_rows(FLAGS.output_dir, "figure3", rows)
+  reporting.plot_rows(os.path.join(FLAGS.output_dir, "figure3.png"), rows,
                    "pretrain_epochs", lambda r: f"{r['protocol']} protocol")
 
 

@@ -33,11 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import experiment
-import table2  # defines the sweep flags and --variants
+import reporting
+import rows as table_rows
 
+cli.define_sweep_flags()
+cli.define_variants_flag()
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 SATURATION = 5.0
 REFERENCE = "pre-training input R"
@@ -73,31 +77,28 @@ def seed_means(stats: dict) -> dict:
 
 
 def main(argv):
-  common.check_sweep_flags(argv)
-  unknown = [v for v in FLAGS.variants if v not in table2.VARIANTS]
-  if unknown or not FLAGS.variants:
-    common.fail(f"--variants must name some of {list(table2.VARIANTS)}, got "
-                f"{FLAGS.variants}")
+  cli.check_sweep_flags(argv)
+  variants = cli.check_variants()
   rows = []
   seeds = list(range(FLAGS.seeds))
-  for name, data in common.sweep_datasets():
-    base = common.config_for(name)
+  for name, data in cli.sweep_datasets():
+    base = cli.config_for(name)
     for protocol in FLAGS.protocols:
-      train = common.protocol_data(data, protocol)
+      train = table_rows.protocol_data(data, protocol)
       ratings = train.train.to_dense()
       mask = (ratings > 0).astype(jnp.float32)
       pretrained, _ = experiment.pretrain_snapshots(
-          base, train, seeds, [base.pretrain_epochs], log=common.log_line,
-          epoch_fns=common.batched_epoch_fns(base))[base.pretrain_epochs]
+          base, train, seeds, [base.pretrain_epochs],
+          log=table_rows.log_line,
+          epoch_fns=table_rows.batched_epoch_fns(base))[base.pretrain_epochs]
       ae = pretrained["autoencoder"]
       head = {"dataset": name, "protocol": protocol, "seeds": len(seeds),
               "pretrain_epochs": base.pretrain_epochs}
       reference = jax.vmap(input_stats, (0, None, None))(ae, ratings, mask)
       rows.append({**head, "factor": "reference", "variant": REFERENCE,
                    "max_abs_kernel": None, **seed_means(reference)})
-      for factor, value, overrides in (table2.VARIANTS[v]
-                                       for v in FLAGS.variants):
-        config = common.config_for(name, **overrides)
+      for factor, value, overrides in variants:
+        config = cli.config_for(name, **overrides)
         params = {**experiment.init_seeds(config, seeds, data.shape),
                   "autoencoder": ae}
         stats = jax.vmap(functools.partial(variant_stats, config=config),
@@ -105,7 +106,7 @@ def main(argv):
         rows.append({**head, "factor": factor, "variant": value,
                      **seed_means(stats)})
         print(f"  {name} {protocol} {value}: {rows[-1]}")
-      common.write_rows("input_scale", rows)
+      reporting.write_rows(FLAGS.output_dir, "input_scale", rows)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,25 @@
-r"""Renders RESULTS.md from the JSON files the experiment scripts wrote.
+r"""Renders RESULTS.md, and the measured tables of docs/, from results/.
 
   python experiments/make_results.py --results_dir=results --output=RESULTS.md
 
-No number in RESULTS.md is typed in: each table is read from a file under
---results_dir, and each section names the command that wrote that file.
+Nothing here is typed in: every table is read from a JSON file under
+--results_dir, and the command, commit and machine above it come from that
+file's ``provenance`` block (``experiments/provenance.py``). A file without
+one is shown as such, with the commit that added it to the repository (from
+git) and the notes kept in the file. Run twice on the same files, the
+output is the same byte for byte.
+
+The docs hold generated tables between ``<!-- results:STEM -->`` and
+``<!-- /results:STEM -->`` lines (``--docs``), STEM a result file's name
+without ``.json``: the text around them is written by hand, the numbers
+between them are that file's rendered header and table.
 """
 
 import glob
 import json
 import os
+import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -16,21 +27,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
+import reporting
 
 flags.DEFINE_string("results_dir", "results", "Folder of result JSON files.")
 flags.DEFINE_string("output", "RESULTS.md", "Markdown file to write.")
+flags.DEFINE_list("docs", ["docs/scaling.md", "docs/optimizer.md",
+                           "README.md"],
+                  "Files whose <!-- results:NAME --> sections are rendered.")
 FLAGS = flags.FLAGS
-
-DATA = "--data_dir=../shared/data/{d}"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fmt(x, digits=4):
   if x is None:
     return "-"
+  if isinstance(x, bool):
+    return str(x).lower()
   if isinstance(x, list):
     return " ".join(fmt(v, digits) for v in x)
   if isinstance(x, float):
+    if x != 0 and abs(x) < 10 ** -digits:
+      return f"{x:.2e}"
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.{digits}f}"
   return str(x)
 
@@ -42,148 +60,208 @@ def table(columns, rows):
   return "\n".join(lines)
 
 
-def load(name):
-  path = os.path.join(FLAGS.results_dir, name)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+class Result:
+  """One result file: its rows, provenance, notes and header fields."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.name = os.path.basename(path)
+    with open(path) as f:
+      data = json.load(f)
+    if isinstance(data, list):  # sweeps written before provenance existed
+      data = {"rows": data}
+    self.data = data
+    self.rows = data.get("rows", [])
+    self.provenance = data.get("provenance")
+    self.notes = data.get("notes", [])
+
+  def header(self) -> list[str]:
+    """How the file was made: command, commit, versions and machine."""
+    out = [f"### `results/{self.name}`\n"]
+    p = self.provenance
+    if p is None:
+      out.append("This file records no provenance: it was written before "
+                 "result files recorded their command and machine. "
+                 f"{added_in(self.path)}\n")
+    else:
+      dirty = " (with uncommitted changes)" if p.get("git_dirty") else ""
+      device = p["device"]
+      machine = (f"{device['count']} x {device['kind']}"
+                 if device["platform"] != "cpu" else "no accelerator")
+      versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)
+      out.append(f"`{p['command']}`\n")
+      out.append(f"Commit `{str(p['git_commit'])[:10]}`{dirty}, started "
+                 f"{p['started']}; {machine}; CPU {p['cpu']['model']} "
+                 f"({p['cpu']['cores']} cores); Python {p['python']}, "
+                 f"{versions}.\n")
+    out += [f"Note: {n}\n" for n in self.notes]
+    return out
 
 
-def device_name(device):
-  if device == "cpu":
-    return "2-core CPU"
+def added_in(path: str) -> str:
+  """The commit that added ``path``, from git (empty without history)."""
+  try:
+    out = subprocess.run(
+        ["git", "log", "--diff-filter=A", "--format=%h %ad %s",
+         "--date=short", "--", os.path.relpath(path, ROOT)], cwd=ROOT,
+        capture_output=True, text=True, check=True, timeout=30).stdout
+  except (OSError, subprocess.SubprocessError):
+    return ""
+  lines = out.strip().splitlines()
+  return f"Added in commit `{lines[-1]}`." if lines else ""
+
+
+def results(pattern: str) -> list[Result]:
+  return [Result(p) for p in sorted(glob.glob(os.path.join(
+      FLAGS.results_dir, pattern)))]
+
+
+# Each file's rendered header and table, by file stem: what the docs'
+# <!-- results:STEM --> sections show.
+RENDERED = {}
+
+
+def render(out: list, result: Result, lines: list[str]) -> None:
+  """Appends a file's header and ``lines`` to ``out``, and keeps them."""
+  chunk = result.header() + lines
+  RENDERED[result.name[:-len(".json")]] = chunk
+  out += chunk
+
+
+def machine(row: dict, result: Result) -> str:
+  """The device a row ran on: from the file's provenance, else the row."""
+  if result.provenance is not None:
+    d = result.provenance["device"]
+    return (d["kind"] if d["platform"] != "cpu"
+            else f"CPU ({result.provenance['cpu']['cores']} cores)")
+  device = row.get("device", "?")
   if isinstance(device, dict):
-    return device.get("kind", "?") if device.get("platform") != "cpu" else (
-        "2-core CPU")
-  return str(device)
+    device = device.get("kind", "?")
+  return "CPU (cores not recorded)" if device == "cpu" else str(device)
 
+
+# --- Sections. ---
 
 def training_section(out):
-  rows = []
-  for dataset in ("ml-100k", "ml-1m", "douban"):
-    m = load(f"train_{dataset}_cpu.json")
-    if m is None:
-      continue
-    rows.append([dataset, m["best"]["rmse"], m["best"]["mae"],
-                 m["best"]["ndcg"], m["final"]["rmse"],
-                 round(m["seconds"], 0), device_name(m["device"])])
-  if rows:
-    out.append("## Single runs, paper schedule, seed 0 "
-               "(`experiments/train.py`)\n")
-    out.append("`python experiments/train.py --dataset=D "
-               "--data_dir=../shared/data/D --output_dir=DIR`, then "
-               "`DIR/metrics.json` copied to `results/train_D_cpu.json`. "
-               "best = paper protocol (best fine-tuning epoch on test).\n")
-    out.append(table(["dataset", "best RMSE", "best MAE", "best NDCG",
-                      "final RMSE", "seconds", "device"], rows))
-    out.append("\nAuthors' README (one run): ML-100K 0.8889 / 0.6950 / "
-               "0.9053, Douban 0.7208 / 0.5622 / 0.9435 (RMSE / MAE / NDCG).\n")
+  files = results("train_*.json")
+  if not files:
+    return
+  out.append("## Single runs, paper schedule (`experiments/train.py`)\n")
+  out.append("best = paper protocol (best fine-tuning epoch on test); "
+             "seconds = the whole run, split into training, evaluation and "
+             "compilation where the file records them.\n")
+  for r in files:
+    m = r.data
+    render(out, r, [table(
+        ["dataset", "best RMSE", "best MAE", "best NDCG", "final RMSE",
+         "seconds", "train s", "evaluation s", "compile s", "device"],
+        [[m["dataset"], m["best"]["rmse"], m["best"]["mae"],
+          m["best"]["ndcg"], m["final"]["rmse"], m["seconds"],
+          m.get("train_seconds"), m.get("evaluation_seconds"),
+          m.get("compile_seconds"), machine(m, r)]]) + "\n"])
+
+
+BENCHMARK_COLUMNS = [
+    "driver", "representation", "seeds", "seed_batching", "compile_seconds",
+    "train_seconds", "ms_per_iteration", "ms_per_evaluation", "iterations",
+    "evaluations", "best_rmse", "final_rmse", "achieved_gflops",
+    "peak_memory_bytes"]
 
 
 def benchmark_section(out):
-  files = sorted(glob.glob(os.path.join(FLAGS.results_dir, "benchmark_*.json")))
+  files = results("benchmark_*.json")
   if not files:
     return
-  out.append("## L-BFGS-B drivers (`experiments/benchmark.py`)\n")
-  out.append("train_seconds excludes compilation and evaluation; "
-             "best/final: test RMSE over fine-tuning epochs (mean over seeds "
-             "when seeds > 1). See docs/optimizer.md.\n")
-  for path in files:
-    b = json.load(open(path))
+  out.append("## Drivers and representations (`experiments/benchmark.py`)\n")
+  out.append("train_seconds excludes compilation and evaluation; best/final: "
+             "test RMSE over the fine-tuning epochs (means over seeds when "
+             "seeds > 1); achieved_gflops from the analytic FLOP count "
+             "(`glocal_jax.flops`). See docs/optimizer.md.\n")
+  for r in files:
+    b = r.data
     c = b["config"]
-    out.append(f"### `{os.path.basename(path)}`: {b['dataset']} "
-               f"{b['shape'][0]}x{b['shape'][1]}, {device_name(b['device'])}, "
-               f"{c['pretrain_epochs']}x{c['pretrain_maxiter']} + "
-               f"{c['finetune_epochs']}x{c['finetune_maxiter']} iterations\n")
-    cols = ["driver", "seeds", "seed_batching", "compile_seconds",
-            "train_seconds",
-            "ms_per_iteration", "evaluations", "best_rmse", "final_rmse",
-            "achieved_gflops"]
-    defaults = {"seeds": 1}
-    rows = []
-    for r in b["rows"]:
-      # Files written before --seed_batching existed batched with vmap.
-      if r.get("seeds", 1) > 1:
-        defaults["seed_batching"] = "vmap"
-      rows.append([r.get(k, defaults.get(k)) for k in cols])
-      defaults.pop("seed_batching", None)
-    out.append(table(cols, rows) + "\n")
+    lines = [f"{b['dataset']} {b['shape'][0]} x {b['shape'][1]}, "
+             f"{machine(b, r)}, {c['pretrain_epochs']} x "
+             f"{c['pretrain_maxiter']} + {c['finetune_epochs']} x "
+             f"{c['finetune_maxiter']} iterations.\n"]
+    rows = b["rows"]
+    if b.get("mode") == "evaluation":
+      lines.append(evaluation_table(rows) + "\n")
+    else:
+      # GFLOP/s in files without provenance came from XLA's cost analysis,
+      # which misses cuBLAS on GPUs: not rendered.
+      columns = [k for k in BENCHMARK_COLUMNS
+                 if any(k in row for row in rows)
+                 and (r.provenance is not None or k != "achieved_gflops")]
+      lines.append(table(columns, [[row.get(k, row.get("error"))
+                                    for k in columns] for row in rows])
+                   + "\n")
+    render(out, r, lines)
 
 
-SWEEP_FLAGS = "--data_root=../shared/data --output_dir=DIR"
-H100_SWEEP = "--seeds=5 --seed_batching=map " + SWEEP_FLAGS
-H100_NOTE = ("NVIDIA H100, 5 seeds, both protocols; the three sweep scripts "
-             "of a dataset shared the GPU at the same time, so `seconds` is "
-             "a wall time under contention.")
+def evaluation_table(rows: list[dict], lead=("representation",)) -> str:
+  columns = [*lead, "plan", "pretrain ms", "finetune ms",
+             "pretrain GFLOP/s", "finetune GFLOP/s", "peak GiB"]
+  body = []
+  for row in rows:
+    done = "pretrain" in row
+    body.append([*(row.get(k) for k in lead),
+                 row.get("plan", {}).get("name"),
+                 row["pretrain"]["ms_per_evaluation"] if done else
+                 row.get("skipped") or row.get("error"),
+                 row["finetune"]["ms_per_evaluation"] if done else None,
+                 row["pretrain"]["achieved_gflops"] if done else None,
+                 row["finetune"]["achieved_gflops"] if done else None,
+                 round(row["peak_memory_bytes"] / 2**30, 2) if done
+                 else None])
+  return table(columns, body)
 
 
-def h100_sweep(name, dataset, extra=""):
-  """(file, command, note) of a sweep run on the H100 for one dataset."""
-  return (f"{name}_{dataset}_h100.json",
-          f"python experiments/{name}.py --datasets={dataset} {H100_SWEEP}",
-          H100_NOTE + extra)
+def scaling_section(out):
+  files = results("scaling_*.json")
+  if not files:
+    return
+  out.append("## Scaling (`experiments/scaling.py`)\n")
+  out.append("Milliseconds per loss-and-gradient evaluation of each phase "
+             "(median), analytic GFLOP/s, and the peak memory of each row's "
+             "own process; synthetic ratings of each shape with skewed "
+             "popularity. See docs/scaling.md.\n")
+  for r in files:
+    lines = [evaluation_table(r.rows, lead=("point", "ratings",
+                                            "representation")) + "\n"]
+    path = os.path.join(FLAGS.results_dir, r.name[:-5] + ".png")
+    if os.path.exists(path):
+      lines.append(f"![{r.name[:-5]}]({os.path.relpath(path, ROOT)})\n")
+    render(out, r, lines)
 
 
-FIGURE2_CUT = (" The 540-second limit of the device call stopped the run "
-               "during its last row{}: SparseFC at ratio 1.0 is Table 1's "
-               "`sparsefc` row.")
-MEANS_NOTE = ("Mean predictors (`glocal_jax.mean_predictions`): nothing is "
-              "trained or selected, so `seeds` is 1; computed on the 2-core "
-              "CPU.")
-
-# name -> (title, columns that identify a row, x column of the figure or
-# None, [(file under --results_dir, command that wrote it, note)]).
+# name -> (title, columns that identify a row, x column of the figure).
 SWEEPS = {
-    "table1": (
-        "Table 1: GLocal-K and baselines, 5 vmapped seeds", ["model"], None,
-        [("table1_h100.json",
-          "python experiments/table1.py --datasets=ml-100k,douban --seeds=5 "
-          + SWEEP_FLAGS,
-          "Run on an NVIDIA H100 in three invocations of this command (the "
-          "first stopped at the device's 10-minute limit during Douban's "
-          "validation row; the rest came from `--datasets=douban "
-          "--models=sparsefc,i-autorec` and `--datasets=douban "
-          "--models=glocal-k --protocols=validation`), rows concatenated."),
-         ("table1_means_cpu.json",
-          "python experiments/table1.py --datasets=ml-100k,douban "
-          "--models=global-mean,item-mean,user-mean " + SWEEP_FLAGS,
-          MEANS_NOTE)]),
-    "table2": (
-        "Table 2: global kernel variants", ["factor", "variant"], None,
-        [h100_sweep("table2", "ml-100k"), h100_sweep("table2", "douban")]),
-    "figure2": (
-        "Figure 2: RMSE vs training ratio", ["model", "ratio"], "ratio",
-        [h100_sweep("figure2", "ml-100k", FIGURE2_CUT.format("s")),
-         h100_sweep("figure2", "douban", FIGURE2_CUT.format("")),
-         ("figure2_means_cpu.json",
-          "python experiments/figure2.py --datasets=ml-100k,douban "
-          "--models=item-mean,user-mean " + SWEEP_FLAGS,
-          MEANS_NOTE + " The figure draws their paper-protocol rows only, "
-          "to stay legible.")]),
-    "figure3": (
-        "Figure 3: RMSE vs pre-training epochs", ["pretrain_epochs"],
-        "pretrain_epochs",
-        [h100_sweep("figure3", "ml-100k"), h100_sweep("figure3", "douban")]),
+    "table1": ("Table 1: GLocal-K and baselines", ["model"], None),
+    "table2": ("Table 2: global kernel variants", ["factor", "variant"],
+               None),
+    "figure2": ("Figure 2: RMSE vs training ratio", ["model", "ratio"],
+                "ratio"),
+    "figure3": ("Figure 3: RMSE vs pre-training epochs",
+                ["pretrain_epochs"], "pretrain_epochs"),
 }
+PAPER_BEST_PRETRAIN = {"ml-100k": 30, "ml-1m": 20, "douban": 20}
 
 
-def _runs(rows):
+def _runs(rows, result):
   """Rows grouped by dataset, protocol, seeds and device (one curve)."""
   groups = {}
   for r in rows:
-    key = (r["dataset"], r["protocol"], r["seeds"], device_name(r["device"]))
+    key = (r["dataset"], r["protocol"], r["seeds"], machine(r, result))
     groups.setdefault(key, []).append(r)
   return groups
 
 
-PAPER_BEST_PRETRAIN = {"ml-100k": 30, "ml-1m": 20, "douban": 20}
-
-
-def figure3_checks(rows):
+def figure3_checks(rows, result):
   """Where the curve has its minimum, against the paper's optimum."""
   lines = []
-  for (dataset, protocol, seeds, device), group in _runs(rows).items():
+  for (dataset, protocol, seeds, device), group in _runs(rows,
+                                                         result).items():
     best = min(group, key=lambda r: r["rmse_mean"])
     grid = sorted(r["pretrain_epochs"] for r in group)
     lines.append(
@@ -194,10 +272,11 @@ def figure3_checks(rows):
   return lines + [""] if lines else []
 
 
-def figure2_checks(rows):
+def figure2_checks(rows, result):
   """SparseFC minus GLocal-K RMSE at each training ratio."""
   lines = []
-  for (dataset, protocol, seeds, device), group in _runs(rows).items():
+  for (dataset, protocol, seeds, device), group in _runs(rows,
+                                                         result).items():
     by = {(r["model"], r["ratio"]): r["rmse_mean"] for r in group}
     gaps = [f"{ratio}: {by[('sparsefc', ratio)] - by[('glocal-k', ratio)]:+.4f}"
             for ratio in sorted({r["ratio"] for r in group})
@@ -215,41 +294,38 @@ CHECKS = {"figure2": figure2_checks, "figure3": figure3_checks}
 
 def sweep_section(out, name):
   """One table per result file of sweep ``name``, and its figure."""
-  title, keys, x, sources = SWEEPS[name]
+  title, keys, x = SWEEPS[name]
+  files = results(f"{name}_*.json")
+  if not files:
+    return
   out.append(f"## {title}\n")
-  out.append(f"Each file: the command's `DIR/{name}.json` copied to "
-             "`results/`. paper protocol = best fine-tuning epoch on test; "
-             "validation = epoch selected on 5% of the training ratings held "
-             "out, test RMSE there.\n")
+  out.append("paper protocol = best fine-tuning epoch on test; validation = "
+             "epoch selected on 5% of the training ratings held out, test "
+             "RMSE there.\n")
   cols = ["dataset", *keys, "protocol", "seeds", "rmse_mean", "rmse_std",
           "mae_mean", "ndcg_mean", "ensemble_rmse", "paper_rmse",
           "minus_paper", "per_seed_rmse", "seconds", "device"]
   all_rows = []
-  for source, command, note in sources:
-    rows = load(source)
-    out.append(f"### `results/{source}`\n")
-    out.append(f"`{command}`\n")
-    if rows is None:
-      out.append("Not run yet.\n")
-      continue
-    out.append(f"{note}\n")
-    for r in rows:
-      if r.get("paper_rmse") is not None:
-        r["minus_paper"] = r["rmse_mean"] - r["paper_rmse"]
-    out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
-    out += CHECKS.get(name, lambda rows: [])(rows)
+  for r in files:
+    rows = [{**row, "device": machine(row, r)} for row in r.rows]
+    for row in rows:
+      if row.get("paper_rmse") is not None:
+        row["minus_paper"] = row["rmse_mean"] - row["paper_rmse"]
+    render(out, r, [table(cols, [[row.get(k) for k in cols] for row in rows])
+                    + "\n", *CHECKS.get(name, lambda rows, result: [])(
+                        r.rows, r)])
     all_rows += rows
   # Mean predictors: one protocol is enough in a figure (they differ by
   # less than 0.001).
-  all_rows = [r for r in all_rows if r["model"] not in common.MEAN_BASELINES
+  all_rows = [r for r in all_rows if r["model"] not in cli.MEAN_BASELINES
               or r["protocol"] == "paper"]
   if x is not None and all_rows:
     path = os.path.join(FLAGS.results_dir, f"{name}.png")
-    if common.plot_rows(path, all_rows, x, lambda r: ", ".join(
+    if reporting.plot_rows(path, all_rows, x, lambda r: ", ".join(
         ([r["model"]] if name == "figure2" else [])
         + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
-           device_name(r["device"])])):
-      out.append(f"![{name}]({path})\n")
+           r["device"]])):
+      out.append(f"![{name}]({os.path.relpath(path, ROOT)})\n")
 
 
 COLLAPSE_TOLERANCE = 0.01
@@ -263,56 +339,44 @@ def collapse_section(out):
   rating. A seed within COLLAPSE_TOLERANCE of that baseline (same dataset
   training ratio and protocol) is listed as collapsed.
   """
-  user_mean = {}
-  for source in ("table1_means_cpu.json", "figure2_means_cpu.json"):
-    for r in load(source) or []:
-      if r["model"] == "user-mean":
-        user_mean[(r["dataset"], r.get("ratio", 1.0), r["protocol"])] = (
-            r["rmse_mean"])
+  sweeps = [(name, r) for name in SWEEPS for r in results(f"{name}_*.json")]
+  user_mean = {(row["dataset"], row.get("ratio", 1.0), row["protocol"]):
+               row["rmse_mean"] for _, r in sweeps for row in r.rows
+               if row.get("model") == "user-mean"}
   if not user_mean:
     return
   rows = []
-  for name, (_, keys, _, sources) in SWEEPS.items():
-    for source, _, _ in sources:
-      for r in load(source) or []:
-        if r["model"] not in common.MODELS:
-          continue
-        reference = user_mean.get((r["dataset"], r.get("ratio", 1.0),
-                                   r["protocol"]))
-        if reference is None:
-          continue
-        seeds = r.get("per_seed_rmse", [])
-        hits = [x for x in seeds if abs(x - reference) < COLLAPSE_TOLERANCE]
-        if hits:
-          setting = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
-          rows.append([name, r["dataset"], setting, r["protocol"],
-                       f"{len(hits)} of {len(seeds)}", hits, reference])
+  for name, r in sweeps:
+    keys = SWEEPS[name][1]
+    for row in r.rows:
+      if row["model"] not in cli.MODELS:
+        continue
+      reference = user_mean.get((row["dataset"], row.get("ratio", 1.0),
+                                 row["protocol"]))
+      if reference is None:
+        continue
+      seeds = row.get("per_seed_rmse", [])
+      hits = [x for x in seeds if abs(x - reference) < COLLAPSE_TOLERANCE]
+      if hits:
+        setting = ", ".join(f"{k}={row[k]}" for k in keys if k in row)
+        rows.append([r.name, row["dataset"], setting, row["protocol"],
+                     f"{len(hits)} of {len(seeds)}", hits, reference])
   out.append("## Collapsed seeds\n")
   out.append("Seeds whose test RMSE lies within "
              f"{COLLAPSE_TOLERANCE} of the user-mean predictor's (same "
              "dataset, training ratio and protocol, from the mean-predictor "
-             "files above): an autoencoder that outputs one vector for every item, "
-             "whatever its input, does at best this well.\n")
-  out.append(table(["sweep", "dataset", "setting", "protocol", "collapsed",
+             "rows above): an autoencoder that outputs one vector for every "
+             "item, whatever its input, does at best this well.\n")
+  out.append(table(["file", "dataset", "setting", "protocol", "collapsed",
                     "their_rmse", "user_mean_rmse"], rows) + "\n")
-
-
-INPUT_SCALE = (
-    "input_scale_cpu.json",
-    "python experiments/input_scale.py --datasets=ml-100k,douban --seeds=1 "
-    "--seed_batching=map --protocols=paper " + SWEEP_FLAGS)
 
 
 def input_scale_section(out):
   """What each Table 2 variant feeds the pre-trained autoencoder."""
-  source, command = INPUT_SCALE
-  out.append("## Table 2 diagnosis: the scale of the fine-tuning input\n")
-  out.append(f"### `results/{source}`\n")
-  out.append(f"`{command}`\n")
-  rows = load(source)
-  if rows is None:
-    out.append("Not run yet.\n")
+  files = results("input_scale_*.json")
+  if not files:
     return
+  out.append("## Table 2 diagnosis: the scale of the fine-tuning input\n")
   out.append("After the paper's pre-training, at the start of fine-tuning: "
              "the largest |GK| entry, R_hat (Eq. 6) averaged over the "
              "observed training ratings and its maximum, and the share of "
@@ -322,24 +386,62 @@ def input_scale_section(out):
   cols = ["dataset", "protocol", "seeds", "factor", "variant",
           "max_abs_kernel", "input_observed_mean", "input_max",
           "saturated_fraction"]
-  out.append(table(cols, [[r.get(k) for k in cols] for r in rows]) + "\n")
+  for r in files:
+    render(out, r, [table(cols, [[row.get(k) for k in cols]
+                                 for row in r.rows]) + "\n"])
+
+
+def tests_section(out):
+  """How long the test suite takes (``experiments/time_tests.py``)."""
+  for r in results("tests_*.json"):
+    render(out, r, [f"`python -m pytest -q tests`: {r.data['summary']}, "
+                    f"{r.data['seconds']:.0f} s in all.\n"])
+
+
+def render_docs(path: str, sections: dict) -> None:
+  """Fills the ``<!-- results:NAME -->`` sections of ``path``."""
+  with open(path) as f:
+    text = f.read()
+
+  def fill(match):
+    name = match.group(1)
+    if name not in sections:
+      raise SystemExit(f"{path}: no result file {name}.json under "
+                       f"{FLAGS.results_dir} for its section")
+    return (f"<!-- results:{name} -->\n" + "\n".join(sections[name])
+            + f"\n<!-- /results:{name} -->")
+
+  new = re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", fill,
+               text, flags=re.S)
+  if new != text:
+    with open(path, "w") as f:
+      f.write(new)
+    print(f"wrote {path}")
 
 
 def main(argv):
   del argv
   out = ["# Results\n",
          "Generated by `python experiments/make_results.py` from the JSON "
-         "files in `results/`; every table names the command that wrote its "
-         "file. Paper numbers are those of the CIKM'21 paper (Tables 1-2).\n"]
+         "files in `results/`; above each table, the command, commit and "
+         "machine recorded in its file. Paper numbers are those of the "
+         "CIKM'21 paper (Tables 1-2).\n"]
   training_section(out)
   benchmark_section(out)
   for name in SWEEPS:
     sweep_section(out, name)
   collapse_section(out)
   input_scale_section(out)
+  scaling_section(out)
+  if results("tests_*.json"):
+    out.append("## The test suite (`experiments/time_tests.py`)\n")
+    tests_section(out)
   with open(FLAGS.output, "w") as f:
     f.write("\n".join(out))
   print(f"wrote {FLAGS.output}")
+  for path in FLAGS.docs:
+    if os.path.exists(path):
+      render_docs(path, RENDERED)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ r"""Top-k recommendations for one user from a training checkpoint.
   python experiments/recommend.py --checkpoint_dir=/tmp/ckpt --user=42 --k=10
 
 Prints the user's k unrated items with the highest predicted ratings
-(raw item ids, ratings clipped to [1, 5]).
+(the data's own item ids, ratings clipped to the data's rating scale).
 """
 
 import os
@@ -16,37 +16,45 @@ from absl import flags
 import jax.numpy as jnp
 import numpy as np
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import checkpoint, recommend, training
 
 flags.DEFINE_string("checkpoint_dir", None, "Folder of a training checkpoint.")
-flags.DEFINE_integer("user", None, "Raw user id (as in the rating file).")
+flags.DEFINE_string("user", None, "User id, as in the rating file.")
 flags.DEFINE_integer("k", 10, "Number of items.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
+    cli.fail(f"unexpected arguments {argv[1:]}")
   if not FLAGS.checkpoint_dir or FLAGS.user is None:
-    common.fail("--checkpoint_dir and --user are required")
+    cli.fail("--checkpoint_dir and --user are required")
   if FLAGS.k <= 0:
-    common.fail(f"--k must be positive, got {FLAGS.k}")
+    cli.fail(f"--k must be positive, got {FLAGS.k}")
   try:
     ckpt = checkpoint.load(FLAGS.checkpoint_dir)
   except ValueError as e:
-    common.fail(str(e))
+    cli.fail(str(e))
   if ckpt is None:
-    common.fail(f"no checkpoint in {FLAGS.checkpoint_dir}; train with "
-                "experiments/train.py --checkpoint_dir first")
+    cli.fail(f"no checkpoint in {FLAGS.checkpoint_dir}; train with "
+             "experiments/train.py first (it writes OUTPUT_DIR/checkpoint)")
+  for problem in ckpt.damaged:
+    print(f"warning: {problem}; using {ckpt.path}")
   arrays = ckpt.arrays
   user_ids = arrays["user_ids"]
-  column = np.searchsorted(user_ids, FLAGS.user)
-  if column >= user_ids.size or user_ids[column] != FLAGS.user:
-    common.fail(f"unknown user id {FLAGS.user}; the checkpoint knows "
-                f"{user_ids.size} users with ids {user_ids.min()}.."
-                f"{user_ids.max()}")
+  try:
+    user = (FLAGS.user.encode() if user_ids.dtype.kind == "S"
+            else int(FLAGS.user))
+  except ValueError:
+    user = None
+  column = np.searchsorted(user_ids, user) if user is not None else 0
+  if user is None or column >= user_ids.size or user_ids[column] != user:
+    show = lambda x: x.decode() if isinstance(x, bytes) else str(x)
+    cli.fail(f"unknown user id {FLAGS.user}; the checkpoint knows "
+             f"{user_ids.size} users with ids {show(user_ids.min())} .. "
+             f"{show(user_ids.max())}")
   shape = tuple(int(x) for x in arrays["shape"])
   ratings = gj.Ratings(arrays["train_rows"], arrays["train_cols"],
                        arrays["train_values"], shape)
@@ -59,12 +67,15 @@ def main(argv):
                             training.prepare(config, ratings),
                             jnp.arange(shape[0]), jnp.full(shape[0], column),
                             ckpt.meta["phase"])
-  items, scores = recommend.top_k_unrated(scores, rated, k)
+  low, high = arrays["scale"][:2] if "scale" in arrays else (1.0, 5.0)
+  items, scores = recommend.top_k_unrated(scores, rated, k, low, high)
   print(f"user {FLAGS.user}: top {k} of {unrated} unrated items "
         f"(model after {ckpt.meta['phase']} epoch {ckpt.meta['epoch']})")
   for rank, (item, score) in enumerate(zip(np.asarray(items),
                                            np.asarray(scores)), 1):
-    print(f"{rank}\titem {arrays['item_ids'][item]}\t{score:.3f}")
+    item_id = arrays["item_ids"][item]
+    item_id = item_id.decode() if isinstance(item_id, bytes) else item_id
+    print(f"{rank}\titem {item_id}\t{score:.3f}")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
+from reporting import pyplot, write_json
 from glocal_jax import representations
 
 # name -> (items, users, ratings) of the real data sets.
@@ -62,15 +63,15 @@ def parse_point(text: str) -> tuple[str, int, int, int]:
   """``"shape[:ratings]"`` -> (shape, items, users, ratings)."""
   name, _, count = text.partition(":")
   if name not in SHAPES:
-    common.fail(f"unknown shape {name!r}; known: {list(SHAPES)}")
+    cli.fail(f"unknown shape {name!r}; known: {list(SHAPES)}")
   items, users, ratings = SHAPES[name]
   if count:
     try:
       ratings = int(count)
     except ValueError:
-      common.fail(f"--points: {text!r} needs an integer rating count")
+      cli.fail(f"--points: {text!r} needs an integer rating count")
   if not 0 < ratings <= items * users:
-    common.fail(f"--points: {text!r} asks for {ratings} ratings of a "
+    cli.fail(f"--points: {text!r} asks for {ratings} ratings of a "
                 f"{items} x {users} matrix")
   return name, items, users, ratings
 
@@ -119,12 +120,8 @@ def run_point(point: str, representation: str) -> dict:
 
 
 def plot(path: str, rows: list[dict]) -> None:
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    print("matplotlib is not installed (pip install -e '.[plot]'); no PNG.")
+  plt = pyplot()
+  if plt is None:
     return
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
   done = [r for r in rows if "pretrain" in r]
@@ -153,21 +150,22 @@ def plot(path: str, rows: list[dict]) -> None:
 
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
+    cli.fail(f"unexpected arguments {argv[1:]}")
   if not FLAGS.output_dir:
-    common.fail("--output_dir is required")
+    cli.fail("--output_dir is required")
+  cli.check_output_dir(FLAGS.output_dir)
   for point in FLAGS.points:
     parse_point(point)
   for r in FLAGS.representations:
     try:
       representations.parse_representation(r)
     except ValueError as e:
-      common.fail(str(e))
+      cli.fail(str(e))
   rows = []
   for point in FLAGS.points:
     for representation in FLAGS.representations:
       rows.append(run_point(point, representation))
-      common.write_json(os.path.join(FLAGS.output_dir, "scaling.json"),
+      write_json(os.path.join(FLAGS.output_dir, "scaling.json"),
                         {"provenance": provenance(), "rows": rows})
   plot(os.path.join(FLAGS.output_dir, "scaling.png"), rows)
 

@@ -17,11 +17,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
+import reporting
+import rows as table_rows
 
-flags.DEFINE_list("models", list(common.MODELS),
-                  f"Models, of {list(common.ALL_MODELS)}.")
-common.define_sweep_flags()
+flags.DEFINE_list("models", list(cli.MODELS),
+                  f"Models, of {list(cli.ALL_MODELS)}.")
+cli.define_sweep_flags()
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 PAPER = {  # Table 1 of the paper (mean of 5 runs).
@@ -33,16 +36,16 @@ PAPER = {  # Table 1 of the paper (mean of 5 runs).
 
 
 def main(argv):
-  common.check_sweep_flags(argv)
-  common.check_models(FLAGS.models)
+  cli.check_sweep_flags(argv)
+  cli.check_models(FLAGS.models)
   rows = []
-  for name, data in common.sweep_datasets():
+  for name, data in cli.sweep_datasets():
     for model in FLAGS.models:
       for protocol in FLAGS.protocols:
-        row = common.run_model_row(data, name, model, protocol)
+        row = table_rows.run_model_row(data, name, model, protocol)
         row["paper_rmse"] = PAPER.get((name, model))
         rows.append(row)
-        common.write_rows("table1", rows)
+        reporting.write_rows(FLAGS.output_dir, "table1", rows)
 
 
 if __name__ == "__main__":

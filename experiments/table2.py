@@ -20,24 +20,17 @@ from absl import flags
 import jax
 import numpy as np
 
-import common  # pylint: disable=g-import-not-at-top
+import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import experiment
+import reporting
+import rows as table_rows
 
-common.define_sweep_flags()
+cli.define_sweep_flags()
+cli.define_variants_flag()
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
-# name -> (factor, value, overrides); "base" is the paper's setting.
-VARIANTS = {
-    "base": ("base", "3x3, 1 layer, weighted", {}),
-    "kernel_5": ("kernel_size", "5x5", {"kernel_size": 5}),
-    "kernel_7": ("kernel_size", "7x7", {"kernel_size": 7}),
-    "conv_2": ("conv_layers", "2", {"conv_layers": 2}),
-    "conv_3": ("conv_layers", "3", {"conv_layers": 3}),
-    "mean": ("aggregation", "element-wise (mean)", {"aggregation": "mean"}),
-}
-flags.DEFINE_list("variants", list(VARIANTS), "Rows to run, of "
-                  f"{list(VARIANTS)}.")
 PAPER = {  # Table 2 of the paper: (ml-100k, ml-1m, douban).
     "3x3, 1 layer, weighted": (0.890, 0.822, 0.721),
     "5x5": (0.891, 0.823, 0.723), "7x7": (0.891, 0.823, 0.723),
@@ -58,34 +51,32 @@ def same_autoencoder_init(a: gj.GLocalKConfig, b: gj.GLocalKConfig,
 
 
 def main(argv):
-  common.check_sweep_flags(argv)
-  unknown = [v for v in FLAGS.variants if v not in VARIANTS]
-  if unknown or not FLAGS.variants:
-    common.fail(f"--variants must name some of {list(VARIANTS)}, got "
-                f"{FLAGS.variants}")
+  cli.check_sweep_flags(argv)
+  variants = cli.check_variants()
   rows = []
   seeds = list(range(FLAGS.seeds))
-  for name, data in common.sweep_datasets():
-    base = common.config_for(name)
+  for name, data in cli.sweep_datasets():
+    base = cli.config_for(name)
     for protocol in FLAGS.protocols:
       # The variants change the global kernel only: pre-training is shared.
       pretrained, seconds = experiment.pretrain_snapshots(
-          base, common.protocol_data(data, protocol), seeds,
-          [base.pretrain_epochs], log=common.log_line,
-          epoch_fns=common.batched_epoch_fns(base))[base.pretrain_epochs]
-      for factor, value, overrides in (VARIANTS[v] for v in FLAGS.variants):
-        config = common.config_for(name, **overrides)
+          base, table_rows.protocol_data(data, protocol), seeds,
+          [base.pretrain_epochs], log=table_rows.log_line,
+          epoch_fns=table_rows.batched_epoch_fns(base))[base.pretrain_epochs]
+      for factor, value, overrides in variants:
+        config = cli.config_for(name, **overrides)
         snapshot = None
         if same_autoencoder_init(base, config, data.shape):
           params = experiment.init_seeds(config, seeds, data.shape)
           snapshot = ({**params, "autoencoder": pretrained["autoencoder"]},
                       seconds)
-        row = common.run_row(data, config, protocol, snapshot=snapshot,
-                             model="glocal-k", factor=factor, variant=value)
+        row = table_rows.run_row(data, config, protocol, snapshot=snapshot,
+                                 model="glocal-k", factor=factor,
+                                 variant=value)
         row["paper_rmse"] = (PAPER[value][COLUMN[name]]
                              if name in COLUMN else None)
         rows.append(row)
-        common.write_rows("table2", rows)
+        reporting.write_rows(FLAGS.output_dir, "table2", rows)
 
 
 if __name__ == "__main__":

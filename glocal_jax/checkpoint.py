@@ -1,18 +1,23 @@
-"""Atomic ``.npz`` checkpoints of a training run (no pickle).
+"""``.npz`` checkpoints of a training run (no pickle), one generation back.
 
 A checkpoint holds the parameter pytree (leaves stored under their path,
-e.g. ``params/autoencoder/0/w``), the PRNG key, and a JSON document with the
-config, phase, epoch and metrics history. It is written to a temporary file
-in the same folder and renamed over ``checkpoint.npz``, so a reader never
-sees a half-written checkpoint.
+e.g. ``params/autoencoder/0/w``), the PRNG key, extra arrays, and a JSON
+document with the config, phase, epoch and metrics history. :func:`save`
+writes a new checkpoint to a temporary file in the same folder, moves the
+current ``checkpoint.npz`` to ``checkpoint.prev.npz`` and renames the new
+file into place, so a reader never sees a half-written checkpoint and a
+crash at any point leaves at least one complete one. :func:`load` reads the
+newest readable generation and says when a newer one was damaged. Files get
+the permissions of any other file the user creates (the umask applies).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
-import tempfile
+import uuid
 from typing import Any, Optional
 
 import jax
@@ -20,6 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 FILENAME = "checkpoint.npz"
+PREVIOUS = "checkpoint.prev.npz"
+
+
+class CheckpointError(ValueError):
+  """No readable checkpoint where one was found."""
 
 
 @dataclasses.dataclass
@@ -33,11 +43,29 @@ class Checkpoint:
       and whatever else the writer stored.
     arrays: extra NumPy arrays stored beside the parameters (e.g. the
       training ratings and raw ids, so the checkpoint alone can recommend).
+    path: the file read.
+    damaged: what was wrong with newer generations that could not be read
+      (empty when the newest one was read).
   """
   params: Any
   key: jax.Array
   meta: dict
   arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  path: str = ""
+  damaged: list[str] = dataclasses.field(default_factory=list)
+
+
+def data_fingerprint(name: str, items: np.ndarray, users: np.ndarray,
+                     values: np.ndarray, shape: tuple[int, int]) -> dict:
+  """``{"name", "shape", "ratings", "sha256"}`` of training triplets, to
+  tell on resume whether a checkpoint was trained on the same data."""
+  digest = hashlib.sha256()
+  for array, dtype in ((items, np.int32), (users, np.int32),
+                       (values, np.float32)):
+    digest.update(np.ascontiguousarray(array, dtype).tobytes())
+  return {"name": name, "shape": [int(s) for s in shape],
+          "ratings": int(np.asarray(items).size),
+          "sha256": digest.hexdigest()}
 
 
 def _path_name(path) -> str:
@@ -69,22 +97,24 @@ def _lists(tree):
 
 def save(directory: str, params: Any, key: jax.Array, meta: dict,
          arrays: Optional[dict[str, np.ndarray]] = None) -> str:
-  """Writes ``directory/checkpoint.npz`` atomically; returns its path."""
+  """Writes ``directory/checkpoint.npz``, keeping the last one as
+  ``checkpoint.prev.npz``; returns the path."""
   os.makedirs(directory, exist_ok=True)
-  extra = {f"arrays/{k}": np.asarray(v) for k, v in (arrays or {}).items()}
-  arrays = {f"params/{_path_name(p)}": np.asarray(x)
-            for p, x in jax.tree_util.tree_flatten_with_path(params)[0]}
-  arrays.update(extra)
-  arrays["key"] = np.asarray(key)
-  arrays["meta"] = np.asarray(json.dumps(meta))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-",
-                             suffix=".npz")
+  contents = {f"arrays/{k}": np.asarray(v) for k, v in (arrays or {}).items()}
+  contents.update({f"params/{_path_name(p)}": np.asarray(x)
+                   for p, x in jax.tree_util.tree_flatten_with_path(params)[0]})
+  contents["key"] = np.asarray(key)
+  contents["meta"] = np.asarray(json.dumps(meta, allow_nan=False))
+  tmp = os.path.join(directory, f".checkpoint-{uuid.uuid4().hex}.npz")
+  path = os.path.join(directory, FILENAME)
   try:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
+      np.savez(f, **contents)
       f.flush()
       os.fsync(f.fileno())
-    path = os.path.join(directory, FILENAME)
+    if os.path.exists(path):
+      os.replace(path, os.path.join(directory, PREVIOUS))
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -93,22 +123,45 @@ def save(directory: str, params: Any, key: jax.Array, meta: dict,
   return path
 
 
+def _read(path: str) -> Checkpoint:
+  with np.load(path, allow_pickle=False) as f:
+    tree, extra = {}, {}
+    for name in f.files:
+      if name.startswith("params/"):
+        _insert(tree, name.split("/")[1:], f[name])
+      elif name.startswith("arrays/"):
+        extra[name[len("arrays/"):]] = f[name]
+    meta = json.loads(str(f["meta"]))
+    key = jnp.asarray(f["key"])
+  return Checkpoint(_lists(tree), key, meta, extra, path)
+
+
 def load(directory: str) -> Optional[Checkpoint]:
-  """Reads ``directory/checkpoint.npz``; None when there is none."""
-  path = os.path.join(directory, FILENAME)
-  if not os.path.isfile(path):
-    return None
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      tree, extra = {}, {}
-      for name in f.files:
-        if name.startswith("params/"):
-          _insert(tree, name.split("/")[1:], f[name])
-        elif name.startswith("arrays/"):
-          extra[name[len("arrays/"):]] = f[name]
-      meta = json.loads(str(f["meta"]))
-      key = jnp.asarray(f["key"])
-  except (OSError, ValueError, KeyError) as e:
-    raise ValueError(f"{path} is not a readable glocal_jax checkpoint: {e}"
-                     ) from e
-  return Checkpoint(_lists(tree), key, meta, extra)
+  """The newest readable checkpoint in ``directory``; None when there is
+  none.
+
+  A damaged ``checkpoint.npz`` (truncated, a flipped byte, empty) falls back
+  to ``checkpoint.prev.npz``, and :attr:`Checkpoint.damaged` says what was
+  wrong with the newer file.
+
+  Raises:
+    CheckpointError: every checkpoint file there is damaged.
+  """
+  damaged = []
+  for name in (FILENAME, PREVIOUS):
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+      continue
+    try:
+      ckpt = _read(path)
+    except Exception as e:  # pylint: disable=broad-except
+      # Damage surfaces as any of zipfile.BadZipFile, zlib.error, EOFError,
+      # OSError, ValueError, KeyError or a JSON error, from numpy's reader.
+      damaged.append(f"{path} is damaged ({type(e).__name__}: {e})")
+      continue
+    ckpt.damaged = damaged
+    return ckpt
+  if damaged:
+    raise CheckpointError("; ".join(damaged) + ". No readable checkpoint is "
+                          "left: delete the folder to start again.")
+  return None

@@ -1,34 +1,52 @@
-"""Rating datasets of the paper: ML-100K, ML-1M, Douban, and synthetic data.
+"""Rating data sets: the paper's, the large public releases, your own files.
 
 Every loader returns a :class:`RatingData`: train and test
 :class:`~glocal_jax.ratings.Ratings` (sorted items x users triplets, never a
-dense matrix) plus the raw ids of the rows and columns. Loaders take a directory; missing files raise
-:class:`MissingDataError` saying how to get them, or are downloaded (and
-checksum-verified where the checksum is known) with ``download=True``.
+dense matrix), the raw ids of the rows and columns, and the rating scale.
+Loaders take a directory; missing files raise :class:`MissingDataError`
+saying how to get them, or are downloaded (and checksum-verified where the
+checksum is known) with ``download=True``.
 
-Duplicates: a (user, item) pair that appears twice in one file, or in both
-the train and the test file of ML-100K, is an error (:class:`DataFormatError`
-naming both lines); the real files have none, and silently keeping either
-rating would hide a corrupted file or a leaked test rating.
+* ``ml-100k`` (``u1.base``/``u1.test``), ``ml-1m``, ``ml-10m``
+  (``ratings.dat``), ``ml-20m``, ``ml-25m`` (``ratings.csv``): MovieLens,
+  the last four split 90/10 by the reference's seeded shuffle (see
+  :func:`load_ml_1m`).
+* ``netflix``: the Netflix Prize data (``combined_data_1.txt`` ..
+  ``combined_data_4.txt``), ``probe.txt`` as the test set and removed from
+  training, the standard protocol.
+* ``douban``: Monti et al.'s ``training_test_dataset.mat``.
+* ``file``: any delimited ratings file (:func:`load_ratings_file`).
+
+Text files are parsed by :mod:`glocal_jax.parsing` (vectorised, seconds for
+20M lines) and the parsed arrays cached next to the file (a hidden ``.npz``
+keyed by the file's size and modification time), so a second load reads no
+text. Every loader checks its data the same way (:func:`validate`): ratings
+on the data set's scale, no cell rated twice in a file or in two splits (a
+leaked test rating), and a note when the size differs from the published
+release. Errors name the file and the line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
 import urllib.request
 import zipfile
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+from glocal_jax import parsing
 from glocal_jax import ratings as rt
 from glocal_jax.ratings import Ratings
 
-DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "douban", "synthetic")
+DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "ml-10m", "ml-20m",
+                             "ml-25m", "netflix", "douban", "file",
+                             "synthetic")
 
 
 class MissingDataError(FileNotFoundError):
@@ -54,21 +72,71 @@ class Source:
   sha256: dict
 
 
+GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 SOURCES: dict[str, Source] = {
     "ml-100k": Source(
-        "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+        GROUPLENS + "ml-100k.zip",
         {"u1.base": "ml-100k/u1.base", "u1.test": "ml-100k/u1.test"},
         {"u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
          "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950"}),
-    "ml-1m": Source(
-        "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-        {"ratings.dat": "ml-1m/ratings.dat"}, {}),
+    "ml-1m": Source(GROUPLENS + "ml-1m.zip",
+                    {"ratings.dat": "ml-1m/ratings.dat"}, {}),
+    "ml-10m": Source(GROUPLENS + "ml-10m.zip",
+                     {"ratings.dat": "ml-10M100K/ratings.dat"}, {}),
+    "ml-20m": Source(GROUPLENS + "ml-20m.zip",
+                     {"ratings.csv": "ml-20m/ratings.csv"}, {}),
+    "ml-25m": Source(GROUPLENS + "ml-25m.zip",
+                     {"ratings.csv": "ml-25m/ratings.csv"}, {}),
     "douban": Source(
         "https://raw.githubusercontent.com/fmonti/mgcnn/master/Data/douban/"
         "training_test_dataset.mat",
         {}, {"training_test_dataset.mat":
              "1f4476321cbfe0f606e7e35d0695ca15447a1b0b2c811df130109b6cb9a067ae"}),
 }
+NETFLIX_FILES = tuple(f"combined_data_{k}.txt" for k in range(1, 5)) + (
+    "probe.txt",)
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingScale:
+  """The ratings a data set allows: ``low`` to ``high`` in steps of ``step``
+  (``step = 0``: any value in between). Predictions are clipped to
+  ``[low, high]`` before every metric."""
+  low: float
+  high: float
+  step: float = 1.0
+
+  def __post_init__(self):
+    if not 0 < self.low <= self.high or self.step < 0:
+      raise ValueError(f"a rating scale needs 0 < low <= high and step >= 0 "
+                       f"(0 is 'not rated'), got {self}.")
+
+  def off_scale(self, values: np.ndarray) -> np.ndarray:
+    """Indices of ``values`` not on the scale."""
+    bad = (values < self.low) | (values > self.high)
+    if self.step:
+      steps = (values - self.low) / self.step
+      bad |= np.abs(steps - np.round(steps)) > 1e-6
+    return np.flatnonzero(bad)
+
+  def describe(self) -> str:
+    step = f" in steps of {self.step:g}" if self.step else ""
+    return f"{self.low:g}..{self.high:g}{step}"
+
+
+STARS = RatingScale(1.0, 5.0, 1.0)
+HALF_STARS = RatingScale(0.5, 5.0, 0.5)
+SCALES = {"ml-100k": STARS, "ml-1m": STARS, "ml-10m": HALF_STARS,
+          "ml-20m": HALF_STARS, "ml-25m": HALF_STARS, "netflix": STARS,
+          "douban": STARS, "synthetic": STARS}
+# Published size of each release (ratings, users, items), before any split.
+PUBLISHED = {"ml-100k": (100_000, 943, 1_682),
+             "ml-1m": (1_000_209, 6_040, 3_706),
+             "ml-10m": (10_000_054, 69_878, 10_677),
+             "ml-20m": (20_000_263, 138_493, 26_744),
+             "ml-25m": (25_000_095, 162_541, 59_047),
+             "netflix": (100_480_507, 480_189, 17_770),
+             "douban": (136_891, 3_000, 3_000)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +147,14 @@ class RatingData:
     name: dataset name.
     train: training :class:`~glocal_jax.ratings.Ratings`, items x users.
     test: test ratings of the same matrix.
-    item_ids: ``(m,)`` raw item id of each row.
+    item_ids: ``(m,)`` raw item id of each row (int64, or bytes for string
+      ids).
     user_ids: ``(n,)`` raw user id of each column.
     valid: validation ratings carved out of the training ones (see
       :func:`split_validation`), or None.
+    notes: warnings about the data a user should see (e.g. counts that
+      differ from the published release, cold test users dropped).
+    scale: the rating scale (predictions are clipped to it).
   """
   name: str
   train: Ratings
@@ -90,6 +162,8 @@ class RatingData:
   item_ids: np.ndarray
   user_ids: np.ndarray
   valid: Optional[Ratings] = None
+  notes: tuple[str, ...] = ()
+  scale: RatingScale = STARS
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -101,8 +175,62 @@ class RatingData:
              f"{self.train.count()} train"]
     if self.valid is not None:
       parts.append(f"{self.valid.count()} validation")
-    parts.append(f"{self.test.count()} test ratings")
+    parts.append(f"{self.test.count()} test ratings on "
+                 f"{self.scale.describe()}")
     return ", ".join(parts)
+
+
+def validate(data: RatingData, scale: Optional[RatingScale] = None
+             ) -> RatingData:
+  """Checks a loaded data set; the same rules for every loader.
+
+  Refuses: no training rating; a rating off ``scale``; a cell rated in two
+  splits (train, test, validation: a leaked test rating). Returns ``data``
+  with a note when its size differs from the published release's (e.g. a
+  truncated download).
+
+  Raises:
+    DataFormatError: naming the split and the first offending entry.
+  """
+  if data.train.count() == 0:
+    raise DataFormatError(f"{data.name}: no training ratings.")
+  splits = {"train": data.train, "test": data.test}
+  if data.valid is not None:
+    splits["validation"] = data.valid
+  n = data.shape[1]
+  keys = {}
+  for name, split in splits.items():
+    host = split.to_host()
+    real = host.values > 0
+    if scale is not None:
+      bad = scale.off_scale(host.values[real])
+      if bad.size:
+        raise DataFormatError(
+            f"{data.name} {name}: rating {host.values[real][bad[0]]:g} is "
+            f"not on the scale {scale.describe()} ({bad.size} such "
+            "ratings).")
+    keys[name] = host.items[real].astype(np.int64) * n + host.users[real]
+  names = list(keys)
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      both = np.intersect1d(keys[a], keys[b])
+      if both.size:
+        item, user = divmod(int(both[0]), n)
+        raise DataFormatError(
+            f"{data.name}: {both.size} cell(s) rated in both {a} and {b}, "
+            f"e.g. item {data.item_ids[item]} by user {data.user_ids[user]} "
+            "(a test rating would leak into training).")
+  published = PUBLISHED.get(data.name)
+  if published is not None:
+    count = sum(s.count() for s in splits.values())
+    found = (count, data.shape[1], data.shape[0])
+    if found != published:
+      note = (f"{data.name} has {found[0]} ratings, {found[1]} users and "
+              f"{found[2]} items; the published release has {published[0]}, "
+              f"{published[1]} and {published[2]}: a partial or modified "
+              "file?")
+      data = dataclasses.replace(data, notes=data.notes + (note,))
+  return data
 
 
 def default_data_dir(dataset: str) -> str:
@@ -177,55 +305,212 @@ def _locate(dataset: str, data_dir: Optional[str], download: bool) -> str:
   return data_dir
 
 
-def _parse_ratings(path: str, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-  """``(N, 3)`` int64 (user, item, rating) rows and their line numbers."""
-  rows, lines, seen = [], [], {}
-  with open(path, encoding="latin-1") as f:
-    for lineno, line in enumerate(f, 1):
-      text = line.rstrip("\r\n")
-      if not text.strip():
-        continue
-      fields = text.split(delimiter)
-      where = f"{path}, line {lineno}"
-      if len(fields) != 4:
-        raise DataFormatError(
-            f"{where}: expected 4 fields 'user{delimiter}item{delimiter}"
-            f"rating{delimiter}timestamp' separated by {delimiter!r}, got "
-            f"{len(fields)}: {text!r}")
-      try:
-        user, item, rating, _ = (int(x) for x in fields)
-      except ValueError:
-        raise DataFormatError(
-            f"{where}: fields must be integers, got {text!r}") from None
-      if user <= 0 or item <= 0:
-        raise DataFormatError(f"{where}: ids must be positive, got {text!r}")
-      if not 1 <= rating <= 5:
-        raise DataFormatError(
-            f"{where}: rating must be in 1..5, got {rating}")
-      if (user, item) in seen:
-        raise DataFormatError(
-            f"{where}: duplicate rating of item {item} by user {user} (first "
-            f"at line {seen[(user, item)]}).")
-      seen[(user, item)] = lineno
-      rows.append((user, item, rating))
-      lines.append(lineno)
-  if not rows:
-    raise DataFormatError(f"{path}: no ratings (the file is empty).")
-  return np.asarray(rows, np.int64), np.asarray(lines, np.int64)
+# --- Text files: parse (cached), check, map ids. ---
+
+@dataclasses.dataclass
+class RawRatings:
+  """Ratings read from one file, raw ids not yet mapped to indices.
+
+  Attributes:
+    path: the file.
+    users, items: raw ids (int64, or bytes for string ids).
+    values: float32 ratings.
+    lines: 1-based line number of each rating.
+  """
+  path: str
+  users: np.ndarray
+  items: np.ndarray
+  values: np.ndarray
+  lines: np.ndarray
+
+  def take(self, index: np.ndarray) -> "RawRatings":
+    return RawRatings(self.path, self.users[index], self.items[index],
+                      self.values[index], self.lines[index])
 
 
-def _to_ratings(name: str, parts: list[np.ndarray]) -> RatingData:
-  """Train and test :class:`Ratings` of ``parts`` ((N, 3) user, item,
-  rating rows), with ids remapped to 0..n-1 in sorted order of the raw ids
-  over all parts."""
-  everything = np.concatenate(parts)
-  user_ids, item_ids = np.unique(everything[:, 0]), np.unique(everything[:, 1])
-  shape = (item_ids.size, user_ids.size)
-  split = [rt.from_triplets(np.searchsorted(item_ids, rows[:, 1]),
-                            np.searchsorted(user_ids, rows[:, 0]),
-                            rows[:, 2], shape) for rows in parts]
-  return RatingData(name, split[0], split[1], item_ids, user_ids)
+CACHE_VERSION = 1
 
+
+def _cache_path(path: str, key: str) -> str:
+  stat = os.stat(path)
+  digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+  return os.path.join(
+      os.path.dirname(os.path.abspath(path)),
+      f".{os.path.basename(path)}.glocal_jax-{CACHE_VERSION}-{stat.st_size}-"
+      f"{stat.st_mtime_ns}-{digest}.npz")
+
+
+def _cached(path: str, key: str, read) -> dict:
+  """``read()``'s arrays, or those cached for this file's size, mtime and
+  ``key``; the cache is written beside the file when its folder is
+  writable (older caches of the file are removed)."""
+  cache = _cache_path(path, key)
+  if os.path.isfile(cache):
+    try:
+      with np.load(cache, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+    except Exception:  # pylint: disable=broad-except
+      pass  # a damaged cache is re-parsed and overwritten
+  arrays = read()
+  prefix = cache.split(".glocal_jax-")[0] + ".glocal_jax-"
+  try:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, cache)
+    for old in glob.glob(glob.escape(prefix) + "*.npz"):
+      if old != cache:
+        os.remove(old)
+  except OSError:
+    pass  # a read-only data folder: no cache
+  return arrays
+
+
+def read_ratings(path: str, *, columns: Sequence[int] = (0, 1, 2),
+                 kinds: Sequence[str] = ("id", "id", "number"),
+                 delimiter: Optional[str] = None,
+                 header: Optional[bool] = None, netflix: bool = False,
+                 cache: bool = True) -> RawRatings:
+  """Parses ``user item rating`` columns of a file (cached).
+
+  Args:
+    path: the file.
+    columns: 0-based fields of the user id, the item id and the rating.
+    kinds: :func:`glocal_jax.parsing.read_table`'s kinds of the three.
+    delimiter, header: see :func:`glocal_jax.parsing.read_table` (None:
+      detected).
+    netflix: a Netflix Prize ``combined_data_*.txt`` file instead.
+    cache: read and write the parsed-array cache.
+
+  Raises:
+    MissingDataError: no such file.
+    DataFormatError: naming the file and line.
+  """
+  if not os.path.isfile(path):
+    raise MissingDataError(f"{path} does not exist.")
+
+  def read():
+    try:
+      if netflix:
+        table = parsing.read_netflix(path)
+      else:
+        table = parsing.read_table(path, columns, kinds=kinds,
+                                   delimiter=delimiter, header=header)
+    except parsing.ParseError as e:
+      raise DataFormatError(str(e)) from None
+    users, items, values = table.columns
+    return {"users": users, "items": items,
+            "values": values.astype(np.float32), "lines": table.lines}
+
+  key = f"{netflix}|{list(columns)}|{list(kinds)}|{delimiter!r}|{header!r}"
+  arrays = _cached(path, key, read) if cache else read()
+  return RawRatings(path, arrays["users"], arrays["items"], arrays["values"],
+                    arrays["lines"])
+
+
+def _check_raw(raw: RawRatings, scale: Optional[RatingScale],
+               positive_ids: bool, duplicates: str = "error"
+               ) -> tuple[RawRatings, list[str]]:
+  """Scale, id and duplicate checks with line numbers; returns the kept
+  ratings and notes (duplicates dropped with ``duplicates="last"``)."""
+  if scale is not None:
+    bad = scale.off_scale(raw.values)
+    if bad.size:
+      i = bad[0]
+      raise DataFormatError(
+          f"{raw.path}, line {raw.lines[i]}: rating {raw.values[i]:g} is not "
+          f"on the scale {scale.describe()} ({bad.size} such ratings).")
+  if positive_ids:
+    for name, ids in (("user", raw.users), ("item", raw.items)):
+      bad = np.flatnonzero(ids <= 0)
+      if bad.size:
+        raise DataFormatError(f"{raw.path}, line {raw.lines[bad[0]]}: ids "
+                              f"must be positive, got {name} {ids[bad[0]]}.")
+  order = np.lexsort((raw.lines, raw.users, raw.items))
+  same = np.flatnonzero((raw.items[order][1:] == raw.items[order][:-1])
+                        & (raw.users[order][1:] == raw.users[order][:-1]))
+  if same.size == 0:
+    return raw, []
+  if duplicates == "error":
+    first, second = order[same[0]], order[same[0] + 1]
+    raise DataFormatError(
+        f"{raw.path}, line {raw.lines[second]}: duplicate rating of item "
+        f"{_show(raw.items[first])} by user {_show(raw.users[first])} (first "
+        f"at line {raw.lines[first]}); {same.size} duplicate(s) in all. Pass "
+        "duplicates='last' (--duplicates=last) to keep the last of each.")
+  if duplicates != "last":
+    raise ValueError(f"duplicates must be 'error' or 'last', got "
+                     f"{duplicates!r}.")
+  keep = np.ones(raw.values.size, bool)
+  keep[order[same]] = False  # of each run of equal pairs, the last stays
+  return raw.take(np.flatnonzero(keep)), [
+      f"{raw.path}: {same.size} duplicate rating(s) dropped, the last of "
+      "each kept."]
+
+
+def _show(raw_id) -> str:
+  return raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else (
+      str(raw_id))
+
+
+def _ids(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+  """Sorted unique raw ids over ``parts`` and each part's indices into
+  them (ids of mixed kinds are compared as text)."""
+  if any(p.dtype.kind == "S" for p in parts):
+    parts = [p if p.dtype.kind == "S" else p.astype("S") for p in parts]
+    width = max(p.dtype.itemsize for p in parts)
+    parts = [p.astype(f"S{width}") for p in parts]
+  ids = np.unique(np.concatenate(parts))
+  return ids, [np.searchsorted(ids, p) for p in parts]
+
+
+def _build(name: str, parts: Sequence[RawRatings], scale: RatingScale,
+           notes: Sequence[str] = ()) -> RatingData:
+  """Train and test :class:`Ratings` of ``parts`` (train, test), ids mapped
+  to 0..n-1 in sorted order of the raw ids over both; a cell in both
+  parts is an error naming both lines."""
+  user_ids, users = _ids([p.users for p in parts])
+  item_ids, items = _ids([p.items for p in parts])
+  n = user_ids.size
+  train_keys = items[0].astype(np.int64) * n + users[0]
+  test_keys = items[1].astype(np.int64) * n + users[1]
+  both, in_train, in_test = np.intersect1d(train_keys, test_keys,
+                                           return_indices=True)
+  if both.size:
+    i, j = in_train[0], in_test[0]
+    raise DataFormatError(
+        f"{parts[1].path}, line {parts[1].lines[j]}: item "
+        f"{_show(item_ids[items[1][j]])} by user {_show(user_ids[users[1][j]])} "
+        f"is also in {parts[0].path}, line {parts[0].lines[i]} (a test rating "
+        f"would leak into training); {both.size} such cell(s).")
+  shape = (item_ids.size, n)
+  split = [Ratings(*_sorted(it, us, p.values), shape)
+           for it, us, p in zip(items, users, parts)]
+  return validate(RatingData(name, split[0], split[1], item_ids, user_ids,
+                             notes=tuple(notes), scale=scale), scale)
+
+
+def _sorted(items, users, values):
+  order = np.lexsort((users, items))
+  return (items[order].astype(np.int32), users[order].astype(np.int32),
+          values[order].astype(np.float32))
+
+
+def _seeded_split(raw: RawRatings, test_fraction: float, seed: int
+                  ) -> tuple[RawRatings, RawRatings]:
+  """The reference's split: rows shuffled by NumPy's legacy RNG seeded with
+  ``seed`` (``np.random.seed(seed); np.random.shuffle(...)``, without
+  touching the global RNG); the first ``int(test_fraction * N)`` shuffled
+  rows are test, the rest train."""
+  if not 0.0 < test_fraction < 1.0:
+    raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+  order = np.arange(raw.values.size)
+  np.random.RandomState(seed).shuffle(order)
+  n_test = int(test_fraction * raw.values.size)
+  return raw.take(order[n_test:]), raw.take(order[:n_test])
+
+
+# --- The data sets. ---
 
 def load_ml_100k(data_dir: Optional[str] = None,
                  download: bool = False) -> RatingData:
@@ -240,18 +525,23 @@ def load_ml_100k(data_dir: Optional[str] = None,
     1682 items x 943 users (counts from the union of both files).
   """
   data_dir = _locate("ml-100k", data_dir, download)
-  base_path = os.path.join(data_dir, "u1.base")
-  test_path = os.path.join(data_dir, "u1.test")
-  train, train_lines = _parse_ratings(base_path, "\t")
-  test, test_lines = _parse_ratings(test_path, "\t")
-  train_pairs = {(u, i): n for (u, i, _), n in zip(train.tolist(), train_lines)}
-  for (u, i, _), n in zip(test.tolist(), test_lines):
-    if (u, i) in train_pairs:
-      raise DataFormatError(
-          f"{test_path}, line {n}: item {i} by user {u} is also in "
-          f"{base_path}, line {train_pairs[(u, i)]} (test rating leaks into "
-          "training).")
-  return _to_ratings("ml-100k", [train, test])
+  parts = [_check_raw(read_ratings(os.path.join(data_dir, name),
+                                   kinds=("int", "int", "number"),
+                                   delimiter="\t", header=False),
+                      STARS, positive_ids=True)[0]
+           for name in ("u1.base", "u1.test")]
+  return _build("ml-100k", parts, STARS)
+
+
+def _load_movielens(name: str, file_name: str, data_dir: Optional[str],
+                    download: bool, test_fraction: float, seed: int,
+                    delimiter: str, header: bool) -> RatingData:
+  data_dir = _locate(name, data_dir, download)
+  raw, notes = _check_raw(read_ratings(
+      os.path.join(data_dir, file_name), kinds=("int", "int", "number"),
+      delimiter=delimiter, header=header), SCALES[name], positive_ids=True)
+  return _build(name, _seeded_split(raw, test_fraction, seed), SCALES[name],
+                notes)
 
 
 def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
@@ -273,14 +563,85 @@ def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
   Returns:
     3706 items x 6040 users on the real file.
   """
-  if not 0.0 < test_fraction < 1.0:
-    raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
-  data_dir = _locate("ml-1m", data_dir, download)
-  rows, _ = _parse_ratings(os.path.join(data_dir, "ratings.dat"), "::")
-  order = np.arange(rows.shape[0])
-  np.random.RandomState(seed).shuffle(order)
-  n_test = int(test_fraction * rows.shape[0])
-  return _to_ratings("ml-1m", [rows[order[n_test:]], rows[order[:n_test]]])
+  return _load_movielens("ml-1m", "ratings.dat", data_dir, download,
+                         test_fraction, seed, "::", False)
+
+
+def load_ml_10m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-10M ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``,
+  half stars 0.5..5), split as :func:`load_ml_1m`: 10,677 x 69,878."""
+  return _load_movielens("ml-10m", "ratings.dat", data_dir, download,
+                         test_fraction, seed, "::", False)
+
+
+def load_ml_20m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-20M ``ratings.csv`` (header ``userId,movieId,rating,
+  timestamp``, half stars), split as :func:`load_ml_1m`: 26,744 x 138,493."""
+  return _load_movielens("ml-20m", "ratings.csv", data_dir, download,
+                         test_fraction, seed, ",", True)
+
+
+def load_ml_25m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-25M ``ratings.csv``, as :func:`load_ml_20m`."""
+  return _load_movielens("ml-25m", "ratings.csv", data_dir, download,
+                         test_fraction, seed, ",", True)
+
+
+def load_netflix(data_dir: Optional[str] = None,
+                 download: bool = False) -> RatingData:
+  """The Netflix Prize data, the probe set as the test set.
+
+  ``combined_data_1.txt`` .. ``combined_data_4.txt`` hold blocks headed
+  ``MovieID:`` of ``CustomerID,Rating,Date`` lines; ``probe.txt`` lists
+  ``MovieID:`` blocks of ``CustomerID`` lines whose ratings are in the
+  combined files: those are the test set and are removed from training
+  (the Prize's standard protocol). Netflix no longer distributes the data,
+  so this loader reads local files only.
+
+  Returns:
+    17,770 items x 480,189 users on the real files.
+  """
+  data_dir = data_dir or default_data_dir("netflix")
+  missing = [f for f in NETFLIX_FILES
+             if not os.path.isfile(os.path.join(data_dir, f))]
+  if missing:
+    raise MissingDataError(
+        f"netflix: {', '.join(missing)} not found in {data_dir}. Netflix no "
+        "longer distributes the Prize data and it cannot be downloaded here; "
+        "put the files of the Prize's training_set archive "
+        "(combined_data_1.txt .. combined_data_4.txt, probe.txt) there.")
+  del download
+  parts = [read_ratings(os.path.join(data_dir, f), netflix=True)
+           for f in NETFLIX_FILES[:-1]]
+  raw = RawRatings(data_dir, *(np.concatenate([getattr(p, k) for p in parts])
+                               for k in ("users", "items", "values",
+                                         "lines")))
+  raw, notes = _check_raw(raw, STARS, positive_ids=True)
+  probe_path = os.path.join(data_dir, "probe.txt")
+  try:
+    probe = parsing.read_netflix(probe_path, with_ratings=False)
+  except parsing.ParseError as e:
+    raise DataFormatError(str(e)) from None
+  keys = raw.items.astype(np.int64) * (1 << 32) + raw.users
+  probe_keys = probe.columns[1].astype(np.int64) * (1 << 32) + probe.columns[0]
+  order = np.argsort(keys)
+  at = np.searchsorted(keys[order], probe_keys)
+  found = (at < keys.size) & (keys[order][np.minimum(at, keys.size - 1)]
+                              == probe_keys)
+  if not np.all(found):
+    i = int(np.argmin(found))
+    raise DataFormatError(
+        f"{probe_path}, line {probe.lines[i]}: customer {probe.columns[0][i]} "
+        f"has no rating of movie {probe.columns[1][i]} in the combined files.")
+  is_test = np.zeros(keys.size, bool)
+  is_test[order[at]] = True
+  train = raw.take(np.flatnonzero(~is_test))
+  test = raw.take(order[at])
+  test.path = probe_path
+  return _build("netflix", [train, test], STARS, notes)
 
 
 def load_douban(data_dir: Optional[str] = None,
@@ -320,12 +681,123 @@ def load_douban(data_dir: Optional[str] = None,
         f"{path}: M, Otraining, Otest must be equal 2-D shapes, got "
         f"{ratings.shape}, {o_train.shape}, {o_test.shape}.")
   train, test = o_train * ratings, o_test * ratings
-  observed = np.concatenate([train[train != 0], test[test != 0]])
-  if observed.size == 0 or observed.min() < 1 or observed.max() > 5:
-    raise DataFormatError(f"{path}: ratings must be in 1..5.")
-  return RatingData("douban", rt.from_dense(train), rt.from_dense(test),
-                    np.arange(1, ratings.shape[0] + 1),
-                    np.arange(1, ratings.shape[1] + 1))
+  if np.any(train < 0) or np.any(test < 0):
+    raise DataFormatError(f"{path}: negative ratings in M.")
+  return validate(RatingData("douban", rt.from_dense(train),
+                             rt.from_dense(test),
+                             np.arange(1, ratings.shape[0] + 1),
+                             np.arange(1, ratings.shape[1] + 1)), STARS)
+
+
+def _scale_of(values: np.ndarray) -> RatingScale:
+  """The scale a file's ratings are on: their range, in steps of 1 or 0.5
+  when they all are, else continuous."""
+  low, high = float(values.min()), float(values.max())
+  for step in (1.0, 0.5):
+    steps = (values - low) / step
+    if np.all(np.abs(steps - np.round(steps)) < 1e-6):
+      return RatingScale(low, high, step)
+  return RatingScale(low, high, 0.0)
+
+
+COLD_USERS = ("drop", "keep")
+
+
+def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
+                      test_fraction: float = 0.1, seed: int = 1234,
+                      delimiter: Optional[str] = None,
+                      header: Optional[bool] = None,
+                      columns: Sequence[int] = (0, 1, 2),
+                      scale: Optional[RatingScale] = None,
+                      duplicates: str = "error", cold_users: str = "drop",
+                      name: str = "file") -> RatingData:
+  """Any ratings file: ``user, item, rating`` columns, ids of any kind.
+
+  Args:
+    train_file: the ratings (all of them, without ``test_file``).
+    test_file: held-out ratings; None splits ``train_file`` by
+      ``test_fraction`` with the reference's seeded shuffle
+      (:func:`load_ml_1m`).
+    test_fraction, seed: the split when there is no ``test_file``.
+    delimiter: one of ``"::"``, tab, ``","``, ``";"``, ``" "`` (runs of
+      spaces); None detects it.
+    header: whether the first line names the columns; None detects it.
+    columns: 0-based fields of the user id, the item id and the rating;
+      other fields are ignored.
+    scale: the rating scale; None takes the range of the ratings, in steps
+      of 1 or 0.5 when they all are.
+    duplicates: a ``(user, item)`` pair rated twice in a file: ``"error"``,
+      or ``"last"`` to keep the last (counted in the notes).
+    cold_users: test ratings by users with no training rating: ``"drop"``
+      (the default: an item-based autoencoder has no trained output for such
+      a user; they are counted in the notes) or ``"keep"``. Test items with
+      no training rating are kept: their input row is empty, and after
+      fine-tuning it is filled by the convolution from neighbouring items.
+    name: the data set's name in results.
+
+  Returns:
+    :class:`RatingData` whose ``user_ids``/``item_ids`` are the file's ids
+    (int64 when all ids are integers, else bytes), in sorted order.
+
+  Raises:
+    MissingDataError: a file does not exist.
+    DataFormatError: naming the file and line; also when the test file
+      shares no user and no item with training.
+  """
+  if cold_users not in COLD_USERS:
+    raise ValueError(f"cold_users must be one of {COLD_USERS}, got "
+                     f"{cold_users!r}.")
+  read = lambda path: read_ratings(path, columns=columns, delimiter=delimiter,
+                                   header=header)
+  train = read(train_file)
+  test = read(test_file) if test_file else None
+  if scale is None:
+    scale = _scale_of(train.values if test is None else
+                      np.concatenate([train.values, test.values]))
+  train, notes = _check_raw(train, scale, False, duplicates)
+  if test is None:
+    train, test = _seeded_split(train, test_fraction, seed)
+  else:
+    test, more = _check_raw(test, scale, False, duplicates)
+    notes += more
+  if test.values.size == 0 or train.values.size == 0:
+    raise DataFormatError(
+        f"{train_file}: {test.values.size} test and {train.values.size} "
+        "training ratings; both are needed.")
+  _, (train_users, test_users) = _ids([train.users, test.users])
+  _, (train_items, test_items) = _ids([train.items, test.items])
+  warm_user = np.isin(test_users, train_users)
+  warm_item = np.isin(test_items, train_items)
+  if not (np.any(warm_user) or np.any(warm_item)):
+    what = (f"{test.path}" if test_file else
+            f"the test split of {train.path}")
+    raise DataFormatError(
+        f"{what} shares no user and no item with the training ratings: "
+        "nothing learnt from training applies to it (another id scheme, or "
+        "the columns in another order?).")
+  cold = np.flatnonzero(~warm_user)
+  if cold.size:
+    users = np.unique(test.users[cold]).size
+    if cold_users == "drop":
+      if cold.size == test.values.size:
+        raise DataFormatError(
+            f"all {cold.size} test ratings are by users with no training "
+            "rating (cold users); nothing would be left to evaluate. Pass "
+            "cold_users='keep' (--cold_users=keep) to keep them.")
+      test = test.take(np.flatnonzero(warm_user))
+      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
+                   "training rating dropped (cold users).")
+    else:
+      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
+                   "training rating kept (cold users: their predictions "
+                   "are untrained).")
+  _, (train_items, test_items) = _ids([train.items, test.items])
+  cold_items = ~np.isin(test_items, train_items)
+  if np.any(cold_items):
+    notes.append(f"{int(cold_items.sum())} test rating(s) of "
+                 f"{np.unique(test_items[cold_items]).size} item(s) with no "
+                 "training rating kept (cold items).")
+  return _build(name, [train, test], scale, notes)
 
 
 def _popularity(rng: np.random.Generator, size: int,
@@ -454,11 +926,16 @@ def subsample_train(data: RatingData, ratio: float, seed: int = 0
 
 def load_dataset(name: str, data_dir: Optional[str] = None,
                  download: bool = False, **kwargs) -> RatingData:
-  """Loads ``name`` (one of :data:`DATASETS`); ``kwargs`` go to its loader."""
+  """Loads ``name`` (one of :data:`DATASETS`); ``kwargs`` go to its loader
+  (for ``"file"``: :func:`load_ratings_file`'s, without ``data_dir``)."""
   loaders = {"ml-100k": load_ml_100k, "ml-1m": load_ml_1m,
+             "ml-10m": load_ml_10m, "ml-20m": load_ml_20m,
+             "ml-25m": load_ml_25m, "netflix": load_netflix,
              "douban": load_douban}
   if name == "synthetic":
     return synthetic(**kwargs)
+  if name == "file":
+    return load_ratings_file(**kwargs)
   if name not in loaders:
     raise ValueError(f"Unknown dataset {name!r}; known: {DATASETS}.")
   return loaders[name](data_dir, download, **kwargs)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import checkpoint, metrics, representations, training
+from glocal_jax import checkpoint, flops, metrics, representations, training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
 from glocal_jax.representations import TrainingData
@@ -47,24 +47,25 @@ def _splits(data: RatingData) -> dict:
 
 @functools.partial(jax.jit, static_argnums=(3, 5, 6))
 def _metrics(params, train_data: TrainingData, splits: dict, finetuned: bool,
-             dot_scale, aggregation, stacked: bool) -> dict:
+             dot_scale, aggregation, stacked: bool, clip) -> dict:
   """Every metric of every split in one compiled call; with ``stacked``
   parameters, per seed and of the seeds' ensemble (the mean clipped
-  prediction)."""
+  prediction). ``clip``: ``(min_rating, max_rating)``."""
   out = {}
+  evaluate = lambda pred, targets: metrics.evaluate(pred, targets, *clip)
   for split, targets in splits.items():
     predict = lambda p: representations.predict(
         p, train_data, targets.items, targets.users, finetuned, dot_scale,
         aggregation)
     if not stacked:
-      out.update({f"{split}_{k}": v for k, v in metrics.evaluate(
+      out.update({f"{split}_{k}": v for k, v in evaluate(
           predict(params), targets).items()})
       continue
     pred = jax.vmap(predict)(params)
-    per_seed = jax.vmap(metrics.evaluate, in_axes=(0, None))(pred, targets)
+    per_seed = jax.vmap(evaluate, in_axes=(0, None))(pred, targets)
     out.update({f"{split}_{k}": v for k, v in per_seed.items()})
-    ensemble = jnp.mean(jnp.clip(pred, 1.0, 5.0), axis=0)
-    out.update({f"ensemble_{split}_{k}": v for k, v in metrics.evaluate(
+    ensemble = jnp.mean(jnp.clip(pred, *clip), axis=0)
+    out.update({f"ensemble_{split}_{k}": v for k, v in evaluate(
         ensemble, targets).items()})
   return out
 
@@ -74,13 +75,15 @@ def evaluate(config: GLocalKConfig, params, data: RatingData,
   """Test (and validation, if any) metrics of ``params`` after ``phase``.
 
   ``train_data``: ``data.train`` prepared (:func:`training.prepare`).
-  Parameters stacked over seeds give a list per metric (one value per
-  seed) and ``ensemble_*`` values. One compiled call, one transfer.
+  Predictions are clipped to ``data.scale``. Parameters stacked over seeds
+  give a list per metric (one value per seed) and ``ensemble_*`` values.
+  One compiled call, one transfer.
   """
   stacked = training._is_stacked(params)  # pylint: disable=protected-access
   out = jax.device_get(_metrics(params, train_data, _splits(data),
                                 phase == "finetune", config.dot_scale,
-                                config.aggregation, stacked))
+                                config.aggregation, stacked,
+                                (data.scale.low, data.scale.high)))
   return {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
           for k, v in out.items()}
 
@@ -112,25 +115,123 @@ def summarise(history: list[dict]) -> dict:
   return summary
 
 
-def _eta(history: list[dict], config: GLocalKConfig) -> float:
-  """Seconds left, from the mean epoch time of each phase so far (a
-  fine-tuning epoch is guessed at twice a pre-training one until seen)."""
-  mean = {}
+def eta_seconds(history: list[dict], config: GLocalKConfig,
+                flop_ratio: float) -> float:
+  """Seconds left in the schedule after the last epoch of ``history``.
+
+  From the measured seconds per iteration of each phase (compilation
+  excluded) plus the evaluation seconds per epoch; a phase not run yet is
+  estimated from one that has, scaled by ``flop_ratio`` (fine-tuning over
+  pre-training FLOPs per evaluation, :mod:`glocal_jax.flops`).
+
+  Args:
+    history: epoch dicts with ``phase``, ``epoch``, ``seconds``,
+      ``iterations`` and ``evaluation_seconds``.
+    config: the schedule.
+    flop_ratio: fine-tuning over pre-training cost per iteration.
+  """
+  rate = {}
   for phase in training.PHASES:
-    times = [h["seconds"] for h in history[1:] if h["phase"] == phase]
-    if times:
-      mean[phase] = float(np.mean(times))
-  mean.setdefault("pretrain", history[-1]["seconds"])
-  mean.setdefault("finetune", 2 * mean["pretrain"])
+    own = [h for h in history if h["phase"] == phase]
+    iterations = sum(int(np.max(h["iterations"])) for h in own)
+    if iterations:
+      rate[phase] = sum(h["seconds"] for h in own) / iterations
+  if "pretrain" not in rate:
+    rate["pretrain"] = rate["finetune"] / flop_ratio
+  rate.setdefault("finetune", rate["pretrain"] * flop_ratio)
+  evaluation = float(np.mean([h.get("evaluation_seconds", 0.0)
+                              for h in history]))
   last = history[-1]
-  left = 0.0
-  for phase in training.PHASES:
-    total = getattr(config, f"{phase}_epochs")
-    if phase == last["phase"]:
-      left += (total - last["epoch"]) * mean[phase]
-    elif training.PHASES.index(phase) > training.PHASES.index(last["phase"]):
-      left += total * mean[phase]
-  return left
+  left = training.schedule(config, (last["phase"], last["epoch"]))
+  return sum(rate[phase] * getattr(config, f"{phase}_maxiter") + evaluation
+             for phase, _ in left)
+
+
+def flop_ratio(config: GLocalKConfig, train_data: TrainingData) -> float:
+  """Fine-tuning over pre-training FLOPs per evaluation
+  (:func:`glocal_jax.flops.per_evaluation`)."""
+  support = train_data.support.sizes if train_data.support else None
+  count = lambda phase: flops.per_evaluation(
+      train_data.plan, phase, train_data.shape, train_data.ratings.count(),
+      config.hidden, n_dim=config.n_dim, kernel_size=config.kernel_size,
+      conv_layers=config.conv_layers, aggregation=config.aggregation,
+      support=support)
+  return count("finetune") / count("pretrain")
+
+
+def seed_keys(seeds: list[int]) -> jax.Array:
+  """``(len(seeds), 2)``: ``jax.random.PRNGKey(s)`` of each seed, stacked."""
+  return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+def epoch_line(record: dict, elapsed: float, eta: float) -> str:
+  """The log line of one epoch (one seed)."""
+  m = record["metrics"]
+  line = (f"{record['phase']} epoch {record['epoch']}: loss "
+          f"{record['loss']:.2f} ({record['evaluations']} evaluations, "
+          f"{record['seconds']:.1f}s")
+  if record.get("compile_seconds"):
+    line += f" + {record['compile_seconds']:.1f}s compiling"
+  line += (f") test RMSE {m['test_rmse']:.4f} MAE {m['test_mae']:.4f} NDCG "
+           f"{m['test_ndcg']:.4f}")
+  if "valid_rmse" in m:
+    line += f" valid RMSE {m['valid_rmse']:.4f}"
+  return line + f" | {elapsed:.1f}s elapsed, ETA {eta:.0f}s"
+
+
+def fingerprint(data: RatingData) -> dict:
+  """What identifies the training data of a run (checkpoint.data_fingerprint
+  of ``data.train``)."""
+  host = data.train.to_host()
+  return checkpoint.data_fingerprint(data.name, host.items, host.users,
+                                     host.values, data.shape)
+
+
+def checkpoint_arrays(data: RatingData) -> dict:
+  """The training ratings, raw ids and rating scale, so that a checkpoint
+  can recommend on its own."""
+  host = data.train.to_host()
+  return {"item_ids": data.item_ids, "user_ids": data.user_ids,
+          "train_rows": host.items, "train_cols": host.users,
+          "train_values": host.values, "shape": np.asarray(data.shape),
+          "scale": np.asarray([data.scale.low, data.scale.high,
+                               data.scale.step])}
+
+
+def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
+                data_print: dict, log: Callable[[str], None] = print
+                ) -> Optional[checkpoint.Checkpoint]:
+  """The checkpoint to resume from, after checking it fits this run.
+
+  Returns None (and says so) when ``checkpoint_dir`` holds none.
+
+  Raises:
+    ValueError: the checkpoint was written with another config or seed, or
+      on other data (the message names both), or every file is damaged.
+  """
+  ckpt = checkpoint.load(checkpoint_dir)
+  if ckpt is None:
+    log(f"No checkpoint in {checkpoint_dir}; starting from scratch.")
+    return None
+  for problem in ckpt.damaged:
+    log(f"{problem}; resuming from {ckpt.path} instead.")
+  if (GLocalKConfig(**ckpt.meta["config"]) != config
+      or ckpt.meta["seed"] != seed):
+    raise ValueError(
+        f"The checkpoint in {checkpoint_dir} was written with another "
+        f"config or seed ({ckpt.meta['config']}, seed {ckpt.meta['seed']}); "
+        "use the same flags or another folder.")
+  written = ckpt.meta.get("data")
+  if written != data_print:
+    describe = lambda d: ("unknown data (an older checkpoint)" if d is None
+                          else f"{d['name']}, {d['shape'][0]} x "
+                          f"{d['shape'][1]}, {d['ratings']} ratings, sha256 "
+                          f"{d['sha256'][:12]}")
+    raise ValueError(
+        f"The checkpoint in {checkpoint_dir} was trained on "
+        f"{describe(written)}, not on this run's {describe(data_print)}; "
+        "use the same data or another folder.")
+  return ckpt
 
 
 def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
@@ -145,83 +246,76 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     data: train/test (and optional validation) ratings.
     seed: seeds the parameter initialisation (``jax.random.PRNGKey(seed)``).
     checkpoint_dir: if set, a checkpoint is written after every epoch.
-    resume: continue from the checkpoint in ``checkpoint_dir`` (its config
-      and seed must match).
+    resume: continue from the checkpoint in ``checkpoint_dir`` (its config,
+      seed and training data must match).
     stop_after: stop after this many epochs in this call (a later call with
       ``resume=True`` continues).
-    log: where the per-epoch lines go.
+    log: where the progress lines go.
     epoch_fns: compiled epochs to reuse (see
       :func:`glocal_jax.training.make_epoch_fns`).
 
   Returns:
-    JSON-able dict: ``seed``, ``config``, ``device``, ``seconds`` (training
-    wall time, over all resumed calls), ``history``, ``best``, ``final``
-    and, with a validation split, ``selected``; ``complete`` says whether the schedule
-    ran to its end.
+    JSON-able dict: ``dataset``, ``seed``, ``config``, ``device``, ``plan``,
+    ``data`` (its fingerprint), ``seconds`` (wall time over all resumed
+    calls) split into ``train_seconds``, ``evaluation_seconds``,
+    ``compile_seconds`` and ``prepare_seconds``, ``history``, ``best``,
+    ``final`` and, with a validation split, ``selected``; ``complete`` says
+    whether the schedule ran to its end.
   """
-  key = jax.random.PRNGKey(seed)
-  params, start, history, seconds_before = None, ("pretrain", 0), [], 0.0
+  if data.train.count() == 0:
+    raise ValueError(f"{data.name} has no training ratings: nothing to "
+                     "train on.")
+  tic = time.perf_counter()
+  train_data = training.prepare(config, data.train)
+  prepare_seconds = time.perf_counter() - tic
+  log(f"prepared the ratings as {train_data.plan.name} in "
+      f"{prepare_seconds:.1f}s")
+  data_print = fingerprint(data)
+  params, key, start, history = None, jax.random.PRNGKey(seed), (
+      "pretrain", 0), []
+  seconds_before = 0.0
   if resume:
     if not checkpoint_dir:
       raise ValueError("resume needs a checkpoint directory.")
-    ckpt = checkpoint.load(checkpoint_dir)
-    if ckpt is None:
-      log(f"No checkpoint in {checkpoint_dir}; starting from scratch.")
-    else:
-      if (GLocalKConfig(**ckpt.meta["config"]) != config
-          or ckpt.meta["seed"] != seed):
-        raise ValueError(
-            f"The checkpoint in {checkpoint_dir} was written with another "
-            f"config or seed ({ckpt.meta['config']}, seed "
-            f"{ckpt.meta['seed']}); use the same flags or another folder.")
+    ckpt = resume_from(checkpoint_dir, config, seed, data_print, log)
+    if ckpt is not None:
       params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
       seconds_before = ckpt.meta["seconds"]
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
       log(f"Resuming after {start[0]} epoch {start[1]}.")
-  done_before = len(history)
-  train_data = training.prepare(config, data.train)
-  if checkpoint_dir:  # the ratings and ids, so a checkpoint can recommend
-    host = data.train.to_host()
-    training_arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
-                       "train_rows": host.items, "train_cols": host.users,
-                       "train_values": host.values,
-                       "shape": np.asarray(data.shape)}
-  tic = time.perf_counter()
-
-  class _Stop(Exception):
-    pass
+  arrays = checkpoint_arrays(data) if checkpoint_dir else None
+  ratio = flop_ratio(config, train_data)
 
   def callback(record: training.EpochRecord, params) -> dict:
+    evaluation_tic = time.perf_counter()
     record.metrics = evaluate(config, params, data, train_data, record.phase)
-    history.append(record.to_dict())
-    log(f"{record.phase} epoch {record.epoch}: loss {record.loss:.2f} "
-        f"({record.evaluations} evals) test RMSE "
-        f"{record.metrics['test_rmse']:.4f} MAE {record.metrics['test_mae']:.4f}"
-        f" NDCG {record.metrics['test_ndcg']:.4f}"
-        + (f" valid RMSE {record.metrics['valid_rmse']:.4f}"
-           if "valid_rmse" in record.metrics else "")
-        + f" | {time.perf_counter() - tic:.1f}s elapsed, ETA "
-        f"{_eta(history, config):.0f}s")
+    entry = {**record.to_dict(),
+             "evaluation_seconds": time.perf_counter() - evaluation_tic}
+    history.append(entry)
+    log(epoch_line(entry, time.perf_counter() - tic,
+                   eta_seconds(history, config, ratio)))
     if checkpoint_dir:
       checkpoint.save(checkpoint_dir, params, key, {
-          "config": config.to_dict(), "seed": seed, "phase": record.phase,
-          "epoch": record.epoch, "history": history,
+          "config": config.to_dict(), "seed": seed, "data": data_print,
+          "phase": record.phase, "epoch": record.epoch, "history": history,
           "seconds": seconds_before + time.perf_counter() - tic},
-          arrays=training_arrays)
-    if stop_after is not None and len(history) - done_before >= stop_after:
-      raise _Stop
+          arrays=arrays)
     return record.metrics
 
-  complete = True
-  try:
-    training.train(config, train_data, key, params=params, start=start,
-                   callback=callback, epoch_fns=epoch_fns)
-  except _Stop:
-    complete = len(history) == config.pretrain_epochs + config.finetune_epochs
+  training.train(config, train_data, key, params=params, start=start,
+                 callback=callback, epoch_fns=epoch_fns,
+                 max_epochs=stop_after)
+  total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
           "device": device_info(), "plan": train_data.plan.to_dict(),
+          "data": data_print,
           "seconds": seconds_before + time.perf_counter() - tic,
-          "complete": complete, "history": history, **summarise(history)}
+          "train_seconds": total("seconds"),
+          "evaluation_seconds": total("evaluation_seconds"),
+          "compile_seconds": total("compile_seconds"),
+          "prepare_seconds": prepare_seconds,
+          "complete": len(history) == len(training.schedule(config)),
+          "history": history, **summarise(history)}
 
 
 def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
@@ -259,24 +353,26 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
     seeds of each summary value, and ``ensemble`` (:func:`summarise` of the
     mean clipped prediction).
   """
-  keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
   history = []
   tic = time.perf_counter()
   train_data = training.prepare(config, data.train, copies=len(seeds))
+  ratio = flop_ratio(config, train_data)
 
   def callback(record: training.EpochRecord, params) -> dict:
+    evaluation_tic = time.perf_counter()
     record.metrics = evaluate(config, params, data, train_data, record.phase)
-    history.append(record.to_dict())
+    history.append({**record.to_dict(), "evaluation_seconds":
+                    time.perf_counter() - evaluation_tic})
     m = record.metrics
     log(f"{record.phase} epoch {record.epoch}: test RMSE per seed "
         f"{np.round(m['test_rmse'], 4).tolist()} ensemble "
         f"{m['ensemble_test_rmse']:.4f} | {time.perf_counter() - tic:.1f}s "
-        f"elapsed, ETA {_eta(history, config):.0f}s")
+        f"elapsed, ETA {eta_seconds(history, config, ratio):.0f}s")
     return record.metrics
 
   epoch_fns = epoch_fns or training.make_epoch_fns(config, batched=True)
-  training.train(config, train_data, keys, params=params, start=start,
-                 callback=callback, epoch_fns=epoch_fns)
+  training.train(config, train_data, seed_keys(seeds), params=params,
+                 start=start, callback=callback, epoch_fns=epoch_fns)
   per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
   stats = {}
   for name in ("mean", "std"):
@@ -297,8 +393,8 @@ def init_seeds(config: GLocalKConfig, seeds: list[int],
                shape: tuple[int, int]):
   """Initial parameters of ``seeds`` stacked along a leading axis, as
   :func:`fit_seeds` draws them, for an ``(items, users)`` matrix."""
-  keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
-  return jax.vmap(lambda k: training.init_params(config, k, *shape))(keys)
+  return jax.vmap(lambda k: training.init_params(config, k, *shape))(
+      seed_keys(seeds))
 
 
 def pretrain_snapshots(config: GLocalKConfig, data: RatingData,

@@ -77,8 +77,11 @@ def ndcg(predictions: jax.Array, targets: Ratings, min_rating: float = 1.0,
 
 
 @jax.jit
-def evaluate(predictions: jax.Array, targets: Ratings) -> dict[str, jax.Array]:
-  """``{"rmse", "mae", "ndcg"}`` of ``(k,)`` predictions at ``targets``."""
-  return {"rmse": rmse(predictions, targets),
-          "mae": mae(predictions, targets),
-          "ndcg": ndcg(predictions, targets)}
+def evaluate(predictions: jax.Array, targets: Ratings,
+             min_rating: float = 1.0,
+             max_rating: float = 5.0) -> dict[str, jax.Array]:
+  """``{"rmse", "mae", "ndcg"}`` of ``(k,)`` predictions at ``targets``,
+  clipped to ``[min_rating, max_rating]``."""
+  return {"rmse": rmse(predictions, targets, min_rating, max_rating),
+          "mae": mae(predictions, targets, min_rating, max_rating),
+          "ndcg": ndcg(predictions, targets, min_rating, max_rating)}

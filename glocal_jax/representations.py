@@ -113,14 +113,17 @@ class TrainingData:
 
 # --- Choosing a plan. ---
 
-# Measured on the 2-core CPU (docs/scaling.md): a sparse product costs
-# about as much per entry as a dense one per SPARSE_BREAK_EVEN cells, so
-# it is faster below that density. Not measured on GPUs, where the dense
-# products run on tensor cores: there, sparse is never chosen.
-SPARSE_BREAK_EVEN = {"cpu": 0.025}
+# Measured on the 2-core CPU at the ML-1M shape (docs/scaling.md,
+# results/scaling_cpu_calibration.json): below these densities a sparse
+# product is faster than a dense one (the first layer on R and the output
+# layer at the observed entries: ~5%; the first layer on R_hat at its
+# support: ~8%). Not measured on GPUs, where the dense products run on
+# tensor cores: there, no product is sparse.
+SPARSE_BREAK_EVEN = {"cpu": {"input": 0.05, "conv": 0.08, "output": 0.05}}
 # Bytes per (m, n) cell of each product's dense working set, float32
-# (measured with peak RSS, docs/scaling.md), and per (B, n) cell of a block.
-DENSE_BYTES_PER_CELL = {"input": 8, "conv": 24, "output": 16}
+# (from the peak memory of the dense and blocked rows, docs/scaling.md),
+# and per (B, n) cell of a block.
+DENSE_BYTES_PER_CELL = {"input": 4, "conv": 20, "output": 8}
 BLOCK_BYTES_PER_CELL = 40
 # Share of the device's memory the ratings-sized working set may take.
 MEMORY_SHARE = 0.5
@@ -197,9 +200,10 @@ def choose_plan(shape: tuple[int, int], nnz: int, *, kernel_size: int = 3,
   :func:`parse_representation`). ``"auto"`` picks each product's method:
 
   1. ``"sparse"`` when the density of what it multiplies is below the
-     platform's ``SPARSE_BREAK_EVEN`` (the observed entries for ``input``
-     and ``output``; the convolution's support, :func:`support_density`,
-     for ``conv``). On a GPU no product is sparse (not measured there yet).
+     platform's ``SPARSE_BREAK_EVEN`` for that product (the observed
+     entries for ``input`` and ``output``; the convolution's support,
+     :func:`support_density`, for ``conv``). On a GPU no product is sparse
+     (not measured there yet).
   2. Else ``"dense"`` when the dense working set of the products chosen
      dense so far fits in ``MEMORY_SHARE`` of the device's memory
      (``DENSE_BYTES_PER_CELL`` per product and ``(m, n)`` cell, times
@@ -230,14 +234,14 @@ def choose_plan(shape: tuple[int, int], nnz: int, *, kernel_size: int = 3,
   block_size = min(block_size, m)
   if methods is None:
     memory_bytes = memory_bytes or device_memory_bytes()
-    break_even = SPARSE_BREAK_EVEN.get(platform, 0.0)
+    break_even = SPARSE_BREAK_EVEN.get(platform, {})
     density = nnz / (m * n)
     densities = {"input": density, "output": density,
                  "conv": support_density(density, kernel_size, conv_layers)}
     methods, dense_bytes = {}, 0
     for product in PRODUCTS:
       cost = DENSE_BYTES_PER_CELL[product] * m * n * copies
-      if densities[product] < break_even:
+      if densities[product] < break_even.get(product, 0.0):
         methods[product] = "sparse"
       elif dense_bytes + cost <= MEMORY_SHARE * memory_bytes:
         methods[product] = "dense"

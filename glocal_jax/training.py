@@ -41,7 +41,9 @@ class EpochRecord:
       are trained together).
     evaluations: loss-and-gradient evaluations in the epoch (ditto).
     iterations: L-BFGS-B iterations in the epoch (ditto).
-    seconds: wall time of the epoch (compilation included for the first).
+    seconds: wall time of the epoch's optimisation, compilation excluded.
+    compile_seconds: time spent compiling the epoch function before this
+      epoch (0 once compiled for these shapes).
     metrics: whatever the callback returned (e.g. test RMSE).
   """
   phase: str
@@ -50,6 +52,7 @@ class EpochRecord:
   evaluations: int | list[int]
   iterations: int | list[int]
   seconds: float
+  compile_seconds: float = 0.0
   metrics: dict = dataclasses.field(default_factory=dict)
 
   def to_dict(self) -> dict:
@@ -67,6 +70,10 @@ def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
                            config.local_kernel)
 
 
+class ResourceError(ValueError):
+  """The run cannot fit this data or this device."""
+
+
 def prepare(config: GLocalKConfig, ratings: Ratings,
             copies: int = 1) -> TrainingData:
   """The training ratings in the representation ``config`` asks for.
@@ -76,12 +83,37 @@ def prepare(config: GLocalKConfig, ratings: Ratings,
       the convolution (``kernel_size``, ``conv_layers``).
     ratings: training ratings.
     copies: models trained at once (vmapped seeds), for the memory rule.
+
+  Raises:
+    ResourceError: the global kernel is larger than the rating matrix, or
+      the run's estimated memory (:func:`glocal_jax.representations.
+      estimate_memory_bytes`) exceeds the device's, before anything large
+      is allocated.
   """
+  m, n = ratings.shape
+  if config.kernel_size > min(m, n):
+    raise ResourceError(
+        f"kernel_size {config.kernel_size} is larger than the {m} x {n} "
+        "rating matrix; use an odd kernel_size of at most "
+        f"{min(m, n) - 1 + min(m, n) % 2}.")
   plan = representations.choose_plan(
       ratings.shape, ratings.nnz, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, representation=config.representation,
       copies=copies, block_size=config.block_size,
       chunk_size=config.chunk_size)
+  needed = representations.estimate_memory_bytes(
+      plan, ratings.shape, ratings.nnz, hidden=config.hidden,
+      n_dim=config.n_dim, kernel_size=config.kernel_size,
+      conv_layers=config.conv_layers, history_size=config.history_size,
+      copies=copies)
+  available = representations.device_memory_bytes()
+  if needed > available:
+    raise ResourceError(
+        f"training needs about {needed / 2**30:.1f} GiB ({plan.name} "
+        f"products, hidden {list(config.hidden)}, {copies} model(s), "
+        f"L-BFGS history {config.history_size}) and the device has "
+        f"{available / 2**30:.1f} GiB; use smaller hidden layers, fewer "
+        "seeds at once, or representation 'blocked' or 'sparse'.")
   return representations.prepare(ratings, plan,
                                  kernel_size=config.kernel_size,
                                  conv_layers=config.conv_layers)
@@ -137,6 +169,20 @@ def _all_finite(tree):
                             for x in jax.tree.leaves(tree)]))
 
 
+def schedule(config: GLocalKConfig, start: tuple[str, int] = ("pretrain", 0)
+             ) -> list[tuple[str, int]]:
+  """``(phase, epoch)`` of every epoch after ``start``, in order (epochs
+  count from 1 within a phase)."""
+  if start[0] not in PHASES:
+    raise ValueError(f"start phase must be one of {PHASES}, got {start[0]!r}.")
+  out = []
+  for phase in PHASES[PHASES.index(start[0]):]:
+    first = start[1] + 1 if phase == start[0] else 1
+    out += [(phase, e) for e in range(first,
+                                      getattr(config, f"{phase}_epochs") + 1)]
+  return out
+
+
 @dataclasses.dataclass
 class TrainResult:
   """Parameters after the last epoch run, and the per-epoch history."""
@@ -149,7 +195,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           params: Optional[model.Params] = None,
           start: tuple[str, int] = ("pretrain", 0),
           callback: Optional[Callback] = None,
-          epoch_fns: Optional[dict[str, EpochFn]] = None) -> TrainResult:
+          epoch_fns: Optional[dict[str, EpochFn]] = None,
+          max_epochs: Optional[int] = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
   Args:
@@ -166,6 +213,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       a returned dict is stored as ``record.metrics``.
     epoch_fns: optional ``{"pretrain": fn, "finetune": fn}`` to reuse
       compiled epochs across calls (see :func:`make_epoch_fns`).
+    max_epochs: stop after this many epochs in this call (continue later
+      with ``params`` and ``start``).
 
   Returns:
     :class:`TrainResult`.
@@ -174,8 +223,6 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     NonFiniteError: an epoch ended with a non-finite loss or parameter; the
       message names the phase and epoch, and the callback is not called.
   """
-  if start[0] not in PHASES:
-    raise ValueError(f"start phase must be one of {PHASES}, got {start[0]!r}.")
   if params is None:
     if key is None:
       raise ValueError("train needs a PRNG key or initial params.")
@@ -189,33 +236,67 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     data = prepare(config, data, copies)
   epoch_fns = epoch_fns or make_epoch_fns(config)
   history = []
-  for phase in PHASES[PHASES.index(start[0]):]:
-    n_epochs = getattr(config, f"{phase}_epochs")
-    first = start[1] + 1 if phase == start[0] else 1
-    for epoch in range(first, n_epochs + 1):
-      tic = time.perf_counter()
-      if phase == "pretrain":
-        ae, stats = epoch_fns[phase](params["autoencoder"], data)
-        new_params = {**params, "autoencoder": ae}
-      else:
-        new_params, stats = epoch_fns[phase](params, data)
-      loss = np.asarray(stats.loss)
-      if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
-        raise NonFiniteError(
-            f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
-            "non-finite; lower the regularisers' scale or check the data.")
-      params = new_params
-      record = EpochRecord(phase, epoch, loss.tolist(),
-                           np.asarray(stats.evaluations).tolist(),
-                           np.asarray(stats.iterations).tolist(),
-                           time.perf_counter() - tic)
-      if callback is not None:
-        record.metrics = callback(record, params) or {}
-      history.append(record)
+  for phase, epoch in schedule(config, start):
+    if max_epochs is not None and len(history) >= max_epochs:
+      break
+    fn = epoch_fns[phase]
+    tree = params["autoencoder"] if phase == "pretrain" else params
+    compile_seconds = fn.compile(tree, data) if isinstance(
+        fn, CompiledEpoch) else 0.0
+    tic = time.perf_counter()
+    new_tree, stats = fn(tree, data)
+    new_params = ({**params, "autoencoder": new_tree} if phase == "pretrain"
+                  else new_tree)
+    loss = np.asarray(stats.loss)
+    if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
+      raise NonFiniteError(
+          f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
+          "non-finite; lower the regularisers' scale or check the data.")
+    params = new_params
+    record = EpochRecord(phase, epoch, loss.tolist(),
+                         np.asarray(stats.evaluations).tolist(),
+                         np.asarray(stats.iterations).tolist(),
+                         time.perf_counter() - tic, compile_seconds)
+    if callback is not None:
+      record.metrics = callback(record, params) or {}
+    history.append(record)
   return TrainResult(params, history)
 
 
 SEED_BATCHING: tuple[str, ...] = ("vmap", "map")
+
+
+class CompiledEpoch:
+  """A jitted epoch function, compiled once per argument shapes, ahead of
+  its first call, so that compilation is timed apart from training.
+
+  Calling it runs the compiled executable for the arguments' shapes
+  (compiling first if needed); :meth:`compile` compiles without running and
+  returns the seconds it took (0 when already compiled).
+  """
+
+  def __init__(self, fn: Callable):
+    self._fn = fn
+    self._compiled = {}
+
+  @staticmethod
+  def _signature(*args):
+    leaves, treedef = jax.tree.flatten(args)
+    return treedef, tuple(
+        (np.shape(x), x.dtype if hasattr(x, "dtype") else np.result_type(x),
+         getattr(x, "weak_type", False)) for x in leaves)
+
+  def compile(self, *args) -> float:
+    key = self._signature(*args)
+    if key in self._compiled:
+      return 0.0
+    tic = time.perf_counter()
+    self._compiled[key] = self._fn.lower(*args).compile()
+    return time.perf_counter() - tic
+
+  def __call__(self, *args):
+    self.compile(*args)
+    return self._compiled[self._signature(*args)](*args)
 
 
 def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
@@ -249,7 +330,7 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       fn = jax.jit(jax.vmap(fn, in_axes=(0, None)))
     elif batched:
       fn = jax.jit(functools.partial(_map_seeds, fn))
-    fns[phase] = fn
+    fns[phase] = CompiledEpoch(fn) if hasattr(fn, "lower") else fn
   return fns
 
 

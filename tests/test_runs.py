@@ -13,6 +13,7 @@ import pytest
 import glocal_jax as gj
 from glocal_jax import checkpoint, experiment, recommend, training
 from glocal_jax import data as gdata
+from conftest import shared_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = gj.GLocalKConfig(hidden=(12, 12), n_dim=3, pretrain_epochs=3,
@@ -32,34 +33,82 @@ def epoch_fns():
 
 
 def without_timings(result):
-  result = json.loads(json.dumps(result))
-  result.pop("seconds")
-  for h in result["history"]:
-    h.pop("seconds")
-  return result
+  """``result`` without its wall times (every ``*seconds`` field) and
+  provenance (start time, command line)."""
+  def strip(x):
+    if isinstance(x, dict):
+      return {k: strip(v) for k, v in x.items()
+              if not k.endswith("seconds") and k != "provenance"}
+    if isinstance(x, list):
+      return [strip(v) for v in x]
+    return x
+  return strip(json.loads(json.dumps(result)))
 
 
 def quiet(_):
   pass
 
 
-def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path):
+def test_checkpoint_round_trip_is_exact_and_keeps_one_generation(tmp_path):
   params = gj.init_params(jax.random.PRNGKey(0), 5, 4, hidden=(3,),
                           conv_layers=2)
   key = jax.random.PRNGKey(7)
-  checkpoint.save(str(tmp_path), params, key, {"epoch": 2},
+  checkpoint.save(str(tmp_path), params, key, {"epoch": 1},
                   arrays={"ids": np.arange(3)})
   assert os.listdir(tmp_path) == [checkpoint.FILENAME]
+  checkpoint.save(str(tmp_path), params, key, {"epoch": 2},
+                  arrays={"ids": np.arange(3)})
+  assert sorted(os.listdir(tmp_path)) == sorted([checkpoint.FILENAME,
+                                                 checkpoint.PREVIOUS])
   ckpt = checkpoint.load(str(tmp_path))
   assert jax.tree.structure(ckpt.params) == jax.tree.structure(params)
   for a, b in zip(jax.tree.leaves(ckpt.params), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(ckpt.key, key)
-  assert ckpt.meta == {"epoch": 2}
+  assert ckpt.meta == {"epoch": 2} and ckpt.damaged == []
   np.testing.assert_array_equal(ckpt.arrays["ids"], np.arange(3))
   assert checkpoint.load(str(tmp_path / "none")) is None
-  (tmp_path / checkpoint.FILENAME).write_bytes(b"truncated")
-  with pytest.raises(ValueError, match="not a readable"):
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+  old = os.umask(0o022)
+  try:
+    checkpoint.save(str(tmp_path), {"w": jnp.ones(2)}, jax.random.PRNGKey(0),
+                    {})
+  finally:
+    os.umask(old)
+  mode = os.stat(tmp_path / checkpoint.FILENAME).st_mode & 0o777
+  assert mode == 0o644
+
+
+def truncate(path):
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+
+
+def flip_byte(path):
+  data = bytearray(path.read_bytes())
+  data[len(data) // 3] ^= 0xFF  # inside a stored array: its CRC fails
+  path.write_bytes(bytes(data))
+
+
+def empty(path):
+  path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte, empty])
+def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
+  params = {"w": jnp.arange(4000.0)}  # large enough for a byte to hit it
+  for epoch in (1, 2):
+    checkpoint.save(str(tmp_path), params, jax.random.PRNGKey(0),
+                    {"epoch": epoch})
+  damage(tmp_path / checkpoint.FILENAME)
+  ckpt = checkpoint.load(str(tmp_path))
+  assert ckpt.meta == {"epoch": 1}
+  assert ckpt.path.endswith(checkpoint.PREVIOUS)
+  assert len(ckpt.damaged) == 1 and "is damaged" in ckpt.damaged[0]
+  damage(tmp_path / checkpoint.PREVIOUS)
+  with pytest.raises(checkpoint.CheckpointError, match="No readable"):
     checkpoint.load(str(tmp_path))
 
 
@@ -120,6 +169,21 @@ def test_recommendation_functions():
   np.testing.assert_allclose(values, [5.0, 4.5])  # clipped to 5
 
 
+def assert_provenance(block, script):
+  """The provenance block records how the file was made."""
+  assert block["command"].startswith(f"python experiments/{script}")
+  assert block["argv"][0].endswith(script)
+  head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT,
+                        capture_output=True, text=True).stdout.strip()
+  assert block["git_commit"] == head and isinstance(block["git_dirty"], bool)
+  for package in ("jax", "jaxlib", "jaxopt", "optax", "numpy", "scipy"):
+    assert block["versions"][package]
+  assert block["device"]["platform"] == "cpu" and block["device"]["count"] >= 1
+  assert block["cpu"]["cores"] == os.cpu_count() and block["cpu"]["model"]
+  assert block["python"] == sys.version.split()[0]
+  assert block["started"][:4].isdigit()
+
+
 def run_script(name, *args, timeout=600):
   return subprocess.run(
       [sys.executable, os.path.join(ROOT, "experiments", name), *args],
@@ -140,7 +204,7 @@ TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
     ("--lambda_2=-1", "lambda_2 must be >= 0"),
     ("--lambda_s=-0.1", "lambda_s must be >= 0"),
     ("--dot_scale=0", "dot_scale must be non-zero"),
-    ("--dataset=netflix", "dataset"),
+    ("--dataset=imdb", "dataset"),
     ("--data_dir=/nonexistent", "not found in /nonexistent"),
 ])
 def test_train_script_rejects_bad_flags(tmp_path, flag, message):
@@ -176,11 +240,22 @@ def test_train_resume_and_recommend_scripts(tmp_path):
   load = lambda d: without_timings(json.load(open(tmp_path / d /
                                                   "metrics.json")))
   assert load("part") == load("full")
-  metrics = load("full")
-  for key in ("dataset", "seed", "config", "device", "history", "best",
-              "final", "selected"):
+  metrics = json.load(open(tmp_path / "full" / "metrics.json"))
+  for key in ("dataset", "seed", "config", "device", "plan", "history",
+              "best", "final", "selected", "train_seconds",
+              "evaluation_seconds", "compile_seconds"):
     assert key in metrics
-  rec = run_script("recommend.py", f"--checkpoint_dir={ckpt}", "--user=3",
+  assert_provenance(metrics["provenance"], "train.py")
+  # best and final are the minimum and the last of the fine-tuning history.
+  fine = [h["metrics"]["test_rmse"] for h in metrics["history"]
+          if h["phase"] == "finetune"]
+  assert metrics["best"]["rmse"] == min(fine)
+  assert metrics["final"]["rmse"] == fine[-1]
+  # The run without --checkpoint_dir wrote one to OUTPUT_DIR/checkpoint.
+  default = tmp_path / "full" / "checkpoint"
+  assert (default / "checkpoint.npz").exists()
+  assert f"--checkpoint_dir={default}" in full.stdout
+  rec = run_script("recommend.py", f"--checkpoint_dir={default}", "--user=3",
                    "--k=4")
   assert rec.returncode == 0, rec.stderr
   lines = [l for l in rec.stdout.splitlines() if l.startswith(("1\t", "2\t",
@@ -245,7 +320,9 @@ def test_table1_script_writes_the_promised_rows(tmp_path):
                     "--seeds=2", f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   assert "skipping ml-1m" in proc.stdout
-  rows = json.load(open(tmp_path / "table1.json"))
+  written = json.load(open(tmp_path / "table1.json"))
+  assert_provenance(written["provenance"], "table1.py")
+  rows = written["rows"]
   assert [(r["model"], r["protocol"]) for r in rows] == [
       ("sparsefc", "paper"), ("sparsefc", "validation")]
   for row in rows:
@@ -269,7 +346,7 @@ def test_figure3_script_shares_pretraining_across_the_grid(tmp_path):
                     f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.count("pre-training to 3 epochs") == 2  # one a protocol
-  rows = json.load(open(tmp_path / "figure3.json"))
+  rows = json.load(open(tmp_path / "figure3.json"))["rows"]
   assert [(r["protocol"], r["pretrain_epochs"]) for r in rows] == [
       (p, e) for p in ("paper", "validation") for e in (0, 1, 3)]
   for row in rows:
@@ -286,7 +363,7 @@ def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
                     "--protocols=paper", *flags, f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   name = script[:-3]
-  written = json.load(open(tmp_path / f"{name}.json"))
+  written = json.load(open(tmp_path / f"{name}.json"))["rows"]
   assert len(written) == rows
   assert all(r["protocol"] == "paper" and r["seeds"] == 1 for r in written)
   assert (tmp_path / f"{name}.csv").exists()
@@ -322,7 +399,7 @@ def test_input_scale_script_measures_each_variant(tmp_path):
                     "--protocols=paper", "--variants=base,conv_3,mean",
                     f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
-  rows = json.load(open(tmp_path / "input_scale.json"))
+  rows = json.load(open(tmp_path / "input_scale.json"))["rows"]
   assert [r["factor"] for r in rows] == [
       "reference", "base", "conv_layers", "aggregation"]
   data = gdata.synthetic(30, 20, 0.4, 10)  # the script's synthetic data
@@ -339,31 +416,90 @@ def test_input_scale_script_measures_each_variant(tmp_path):
   assert (tmp_path / "input_scale.csv").read_text().count("\n") == 5
 
 
-def test_make_results_renders_every_file_with_its_command(tmp_path):
+def sweep_rows():
   row = {"dataset": "ml-100k", "model": "glocal-k", "pretrain_epochs": 10,
          "protocol": "paper", "seeds": 1, "rmse_mean": 0.91234,
          "rmse_std": 0.0, "mae_mean": 0.7, "ndcg_mean": 0.9,
          "ensemble_rmse": 0.91234, "seconds": 12.0, "device": "cpu",
          "per_seed_rmse": [0.91234]}
-  rows = [row, {**row, "pretrain_epochs": 20, "rmse_mean": 0.90111,
+  return [row, {**row, "pretrain_epochs": 20, "rmse_mean": 0.90111,
                 "per_seed_rmse": [0.90111]}]
-  (tmp_path / "figure3_ml-100k_h100.json").write_text(json.dumps(rows))
-  out = tmp_path / "R.md"
-  proc = subprocess.run(
+
+
+def make_results(tmp_path, *flags):
+  return subprocess.run(
       [sys.executable, os.path.join(ROOT, "experiments", "make_results.py"),
-       f"--results_dir={tmp_path}", f"--output={out}"],
+       f"--results_dir={tmp_path}", f"--output={tmp_path / 'R.md'}", *flags],
       capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_make_results_renders_each_file_with_its_provenance(tmp_path):
+  proc = run_script("figure3.py", *SWEEP, "--pretrain_epoch_grid=0",
+                    "--protocols=paper", "--seeds=1",
+                    f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
-  text = out.read_text()
-  section = text[text.index("### `results/figure3_ml-100k_h100.json`"):]
-  assert section.splitlines()[2].startswith(
-      "`python experiments/figure3.py --datasets=ml-100k")
-  assert "| 0.9123 |" in section and "| 0.9011 |" in section
-  assert "2-core CPU" in section and "| 0.9011 | 12.0 |" in section
-  assert text.count("Not run yet.") >= 5  # the files that are not there
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    return
+  os.rename(tmp_path / "figure3.json", tmp_path / "figure3_new_cpu.json")
+  (tmp_path / "figure3_old_h100.json").write_text(json.dumps(sweep_rows()))
+  doc = tmp_path / "doc.md"
+  doc.write_text("text\n<!-- results:figure3_new_cpu -->\nold\n"
+                 "<!-- /results:figure3_new_cpu -->\nmore\n")
+  proc = make_results(tmp_path, f"--docs={doc}")
+  assert proc.returncode == 0, proc.stderr
+  text = (tmp_path / "R.md").read_text()
+  new = json.load(open(tmp_path / "figure3_new_cpu.json"))
+  section = text[text.index("### `results/figure3_new_cpu.json`"):]
+  assert section.splitlines()[2] == f"`{new['provenance']['command']}`"
+  assert new["provenance"]["git_commit"][:10] in section.splitlines()[4]
+  rmse = new["rows"][0]["rmse_mean"]
+  assert f"| {rmse:.4f} |" in section
+  old = text[text.index("### `results/figure3_old_h100.json`"):]
+  assert old.splitlines()[2].startswith("This file records no provenance")
+  assert "| 0.9123 |" in old and "| 0.9011 |" in old
+  assert "CPU (cores not recorded)" in old
+  assert "2-core CPU" not in text
+  rendered = doc.read_text()
+  assert rendered.startswith("text\n<!-- results:figure3_new_cpu -->\n###")
+  assert f"| {rmse:.4f} |" in rendered and "old" not in rendered
+  assert rendered.endswith("<!-- /results:figure3_new_cpu -->\nmore\n")
+  first = (tmp_path / "R.md").read_bytes()
+  assert make_results(tmp_path, f"--docs={doc}").returncode == 0
+  assert (tmp_path / "R.md").read_bytes() == first  # deterministic
+
+
+def test_make_results_draws_the_figures(tmp_path):
+  pytest.importorskip("matplotlib")
+  (tmp_path / "figure3_old_h100.json").write_text(json.dumps(sweep_rows()))
+  proc = make_results(tmp_path, "--docs=")
+  assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "figure3.png").stat().st_size > 0
-  assert "![figure3]" in text
+  assert "![figure3]" in (tmp_path / "R.md").read_text()
+
+
+def test_own_csv_trains_beats_item_mean_and_recommends(tmp_path):
+  """ML-100K rewritten as a user's own CSV: header, string ids, a
+  timestamp column; split by the file loader."""
+  source = shared_data_dir("ml-100k")
+  lines = ["user,item,rating,timestamp"]
+  for name in ("u1.base", "u1.test"):
+    for line in open(os.path.join(source, name)):
+      u, i, r, t = line.split()
+      lines.append(f"u_{u},m{i},{r},{t}")
+  csv = tmp_path / "ratings.csv"
+  csv.write_text("\n".join(lines) + "\n")
+  out = tmp_path / "run"
+  proc = run_script("train.py", "--dataset=file", f"--train_file={csv}",
+                    "--test_fraction=0.2", "--pretrain_epochs=4",
+                    "--finetune_epochs=4", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr
+  best = json.load(open(out / "metrics.json"))["best"]["rmse"]
+  data = gdata.load_ratings_file(str(csv), test_fraction=0.2)
+  item_mean = float(gj.evaluate(gj.mean_predictions(
+      data.train, data.test.items, data.test.users, "item"), data.test)[
+          "rmse"])
+  assert best < item_mean - 0.02, (best, item_mean)
+  rec = run_script("recommend.py", f"--checkpoint_dir={out / 'checkpoint'}",
+                   "--user=u_1", "--k=3")
+  assert rec.returncode == 0, rec.stderr
+  items = [l.split("\t")[1] for l in rec.stdout.splitlines()
+           if l[:2] in ("1\t", "2\t", "3\t")]
+  assert len(items) == 3 and all(i.startswith("item m") for i in items)

@@ -30,10 +30,12 @@ def test_drivers_minimise_a_quadratic(driver):
   assert int(stats.evaluations) >= int(stats.iterations) >= 1
 
 
-def test_jaxopt_epoch_vmap_equals_loop():
+@pytest.mark.parametrize("make_epoch", [optim.jaxopt_lbfgsb_epoch,
+                                        optim.optax_lbfgs_epoch])
+def test_epoch_vmap_equals_loop(make_epoch):
   scales = jnp.stack([jnp.linspace(1.0, s, 10) for s in (5.0, 10.0, 30.0)])
   params = {"x": jnp.zeros((3, 10)), "y": jnp.ones((3, 2))}
-  epoch = optim.jaxopt_lbfgsb_epoch(quadratic, maxiter=4)
+  epoch = make_epoch(quadratic, maxiter=4)
   batched, stats = jax.jit(jax.vmap(epoch))(params, scales)
   for i in range(3):
     single, single_stats = jax.jit(epoch)(
@@ -41,6 +43,34 @@ def test_jaxopt_epoch_vmap_equals_loop():
     np.testing.assert_allclose(batched["x"][i], single["x"], rtol=1e-5,
                                atol=1e-6)
     assert int(stats.evaluations[i]) == int(single_stats.evaluations)
+
+
+def rosenbrock(params):
+  x = params["x"]
+  return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("driver", ["optax", "jaxopt"])
+def test_evaluation_counts_are_the_loss_calls_made(driver):
+  """Counted on the host by a callback in the loss. jaxopt's line search
+  calls the loss once more per iteration for an unused aux; the callback,
+  an effect, keeps that call alive (without one, XLA removes it as dead
+  code: docs/optimizer.md), so it shows here as one call per iteration
+  that the driver does not count."""
+  calls = []
+
+  def loss(params):
+    jax.debug.callback(lambda: calls.append(1))
+    return rosenbrock(params)
+
+  make = {"optax": optim.optax_lbfgs_epoch,
+          "jaxopt": optim.jaxopt_lbfgsb_epoch}[driver]
+  params = {"x": jnp.asarray([-1.2, 1.0, 0.5, -0.3])}
+  _, stats = jax.jit(make(loss, maxiter=8))(params)
+  jax.effects_barrier()
+  assert int(stats.iterations) == 8
+  phantom = int(stats.iterations) if driver == "jaxopt" else 0
+  assert int(stats.evaluations) + phantom == len(calls)
 
 
 def test_first_step_scaling_saves_evaluations():
@@ -102,6 +132,15 @@ def test_non_finite_loss_stops_with_phase_and_epoch():
       jnp.nan)
   with pytest.raises(gj.NonFiniteError, match="pretrain epoch 1"):
     gj.train(config, data.train, params=params)
+
+
+def test_compilation_is_timed_apart_once_per_phase():
+  data = gdata.synthetic(20, 10, density=0.5, seed=2)
+  config = gj.GLocalKConfig(**{**SMALL, "pretrain_epochs": 2,
+                               "finetune_epochs": 2, "optimizer": "optax"})
+  history = gj.train(config, data.train, jax.random.PRNGKey(0)).history
+  assert [r.compile_seconds > 0 for r in history] == [True, False, True,
+                                                      False]
 
 
 def test_train_needs_a_key_or_params():

@@ -1,0 +1,374 @@
+"""Flags of the experiment scripts, and turning them into configs and data.
+
+Each script defines the flags it needs through these functions and adopts
+this module's flags as its own (``flags.adopt_module_key_flags(cli)``), so
+``--help`` lists them. Anything a user can get wrong ends in :func:`fail`:
+one line on stderr and exit status 2, before any long work.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import dataclasses
+
+from absl import flags
+import jax
+
+import glocal_jax as gj
+from glocal_jax import data as gdata
+
+FLAGS = flags.FLAGS
+DELIMITERS = {"auto": None, "comma": ",", "tab": "\t", "colons": "::",
+              "semicolon": ";", "whitespace": " "}
+
+# Model flags whose default is the dataset's preset: name -> (type, help).
+PRESET_FLAGS = {
+    "pretrain_epochs": (int, "Pre-training epochs."),
+    "finetune_epochs": (int, "Fine-tuning epochs."),
+    "pretrain_maxiter": (int, "L-BFGS-B iterations per pre-training epoch."),
+    "finetune_maxiter": (int, "L-BFGS-B iterations per fine-tuning epoch."),
+    "lambda_2": (float, "L2 penalty on the weights."),
+    "lambda_s": (float, "L2 penalty on the local kernels."),
+    "dot_scale": (float, "Scale of the weighted aggregation."),
+    "n_dim": (int, "Local kernel embedding dimension."),
+    "kernel_size": (int, "Global kernel size (odd)."),
+    "conv_layers": (int, "Stacked global convolutions."),
+}
+
+
+# Datasets without a preset of their own train with the nearest one.
+DEFAULT_PRESET = {"synthetic": "ml-100k", "file": "ml-100k",
+                  "ml-10m": "ml-1m", "ml-20m": "ml-1m", "ml-25m": "ml-1m",
+                  "netflix": "ml-1m"}
+
+
+def default_cache_dir() -> str:
+  """``$GLOCAL_JAX_CACHE``, else ``~/.cache/glocal_jax/xla``."""
+  return os.environ.get("GLOCAL_JAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "glocal_jax", "xla")
+
+
+def use_compilation_cache() -> None:
+  """Points JAX's persistent compilation cache at ``--compilation_cache``
+  (before anything is compiled), caching every program."""
+  if FLAGS.compilation_cache.lower() == "none":
+    return
+  try:
+    os.makedirs(FLAGS.compilation_cache, exist_ok=True)
+  except OSError as e:
+    print(f"warning: no compilation cache ({e}); compiling from scratch")
+    return
+  jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def fail(message: str) -> None:
+  """Prints ``message`` to stderr and exits with status 2."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _preset_help(text: str, field: str) -> str:
+  values = ", ".join(f"{name} {getattr(config, field)}"
+                     for name, config in gj.PRESETS.items())
+  return f"{text} Default: the dataset's preset ({values})."
+
+
+def define_model_flags() -> None:
+  """Every SPEC hyper-parameter as a flag; unset means the dataset preset."""
+  for name, (kind, text) in PRESET_FLAGS.items():
+    define = flags.DEFINE_integer if kind is int else flags.DEFINE_float
+    define(name, None, _preset_help(text, name))
+  flags.DEFINE_list("hidden", None, _preset_help(
+      "Hidden sizes, e.g. 500,500.", "hidden"))
+  flags.DEFINE_enum("aggregation", None, list(gj.kernels.AGGREGATIONS),
+                    _preset_help("Global kernel aggregation.", "aggregation"))
+  flags.DEFINE_enum("optimizer", gj.GLocalKConfig.optimizer,
+                    list(gj.optim.DRIVERS), "L-BFGS-B driver.")
+  flags.DEFINE_string("representation", "auto",
+                      "How the loss is computed on the ratings: dense (the "
+                      "whole items x users matrix), blocked (blocks of "
+                      "items), sparse (work proportional to the ratings), "
+                      "one per product (e.g. input=sparse:conv=dense:"
+                      "output=sparse) or auto (chosen per product and "
+                      "device, docs/scaling.md).")
+  flags.DEFINE_string("compilation_cache", default_cache_dir(),
+                      "JAX's persistent compilation cache: compiled programs "
+                      "are kept here and reused by later runs ('none' turns "
+                      "it off).")
+  flags.DEFINE_integer("block_size", 0, "Items per block of blocked "
+                       "products (0: from the device's memory).")
+  flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
+                       "products (0: the device's default).")
+  flags.DEFINE_string("preset", None,
+                      "Hyper-parameter preset, of "
+                      f"{list(gj.PRESETS)} (default: the dataset's; "
+                      + ", ".join(f"{k}: {v}'s" for k, v in
+                                  DEFAULT_PRESET.items()) + ").")
+
+
+def define_data_flags(multi: bool = False) -> None:
+  """Dataset choice (one, or several with ``multi``) and synthetic shapes."""
+  if multi:
+    flags.DEFINE_list("datasets", ["ml-100k", "douban"],
+                      f"Datasets, of {list(gdata.DATASETS)}.")
+    flags.DEFINE_string("data_root", None,
+                        "Folder with one sub-folder per dataset "
+                        "(default: $GLOCAL_JAX_DATA or ~/.cache/glocal_jax).")
+  else:
+    flags.DEFINE_enum("dataset", "ml-100k", list(gdata.DATASETS), "Dataset "
+                      "(file: your own, see --train_file).")
+    flags.DEFINE_string("data_dir", None, "Folder with the dataset's files.")
+    flags.DEFINE_string("train_file", None, "--dataset=file: the ratings "
+                        "file (all ratings, without --test_file).")
+    flags.DEFINE_string("test_file", None, "--dataset=file: held-out "
+                        "ratings (default: split --train_file).")
+    flags.DEFINE_float("test_fraction", 0.1, "Test share of the seeded split "
+                       "(ML-1M, ML-10M, ML-20M, ML-25M, and --dataset=file "
+                       "without --test_file).")
+    flags.DEFINE_integer("split_seed", 1234, "Seed of that split (the "
+                         "reference's: 1234).")
+    flags.DEFINE_enum("delimiter", "auto", list(DELIMITERS),
+                      "--dataset=file: the field delimiter.")
+    flags.DEFINE_enum("header", "auto", ["auto", "yes", "no"],
+                      "--dataset=file: whether the first line names the "
+                      "columns.")
+    flags.DEFINE_list("columns", ["0", "1", "2"], "--dataset=file: 0-based "
+                      "fields of the user id, the item id and the rating.")
+    flags.DEFINE_enum("duplicates", "error", ["error", "last"],
+                      "--dataset=file: a pair rated twice is an error, or "
+                      "the last rating is kept.")
+    flags.DEFINE_enum("cold_users", "drop", list(gdata.COLD_USERS),
+                      "--dataset=file: test ratings by users without a "
+                      "training rating (no trained output) are dropped, or "
+                      "kept.")
+  flags.DEFINE_list("rating_scale", None, "low,high[,step] of the ratings, "
+                    "the range predictions are clipped to (default: the "
+                    "dataset's; for --dataset=file, from the data).")
+  flags.DEFINE_bool("download", False, "Download missing dataset files.")
+  flags.DEFINE_integer("synthetic_items", 1682, "Synthetic: items.")
+  flags.DEFINE_integer("synthetic_users", 943, "Synthetic: users.")
+  flags.DEFINE_float("synthetic_density", 0.063, "Synthetic: density.")
+  flags.DEFINE_integer("synthetic_ratings", None, "Synthetic: number of "
+                       "ratings (instead of --synthetic_density).")
+  flags.DEFINE_float("synthetic_skew", 0.0, "Synthetic: Zipf-like popularity "
+                     "exponent of items and users (0: uniform; 1.5: skew "
+                     "like real rating data, see glocal_jax.data.synthetic).")
+  flags.DEFINE_integer("synthetic_rank", 10, "Synthetic: rank.")
+  flags.DEFINE_float("synthetic_test_fraction", 0.1,
+                     "Synthetic: share of the ratings held out as test.")
+
+
+def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
+  """The preset for ``dataset`` with the model flags that were set applied
+  (and the compilation cache set up, as every script reads its config
+  before compiling)."""
+  use_compilation_cache()
+  names = [*PRESET_FLAGS, "aggregation", "optimizer", "representation",
+           "block_size", "chunk_size"]
+  changes = {n: FLAGS[n].value for n in names if FLAGS[n].value is not None}
+  if FLAGS.hidden is not None:
+    try:
+      changes["hidden"] = tuple(int(h) for h in FLAGS.hidden)
+    except ValueError:
+      fail(f"--hidden must be comma-separated integers, got {FLAGS.hidden}")
+  if FLAGS.finetune_epochs is not None and FLAGS.finetune_epochs <= 0:
+    fail(f"--finetune_epochs must be positive, got {FLAGS.finetune_epochs} "
+         "(use --pretrain_only for the local-kernel AE alone)")
+  changes.update(overrides)
+  name = FLAGS.preset or DEFAULT_PRESET.get(dataset, dataset)
+  try:
+    return gj.preset(name, **changes)
+  except ValueError as e:
+    fail(str(e))
+
+
+def rating_scale() -> gdata.RatingScale | None:
+  """``--rating_scale``, or None."""
+  if not FLAGS.rating_scale:
+    return None
+  try:
+    values = [float(v) for v in FLAGS.rating_scale]
+    if len(values) not in (2, 3):
+      raise ValueError("needs 2 or 3 values")
+    return gdata.RatingScale(*values)
+  except ValueError as e:
+    fail(f"--rating_scale must be low,high[,step] with 0 < low <= high: "
+         f"{FLAGS.rating_scale} ({e})")
+
+
+def file_options() -> dict:
+  """:func:`glocal_jax.data.load_ratings_file`'s options from the flags."""
+  if not FLAGS.train_file:
+    fail("--dataset=file needs --train_file")
+  try:
+    columns = [int(c) for c in FLAGS.columns]
+  except ValueError:
+    columns = []
+  if len(columns) != 3 or min(columns) < 0 or len(set(columns)) != 3:
+    fail(f"--columns must be three different field numbers >= 0, got "
+         f"{FLAGS.columns}")
+  return {"train_file": FLAGS.train_file, "test_file": FLAGS.test_file,
+          "test_fraction": FLAGS.test_fraction, "seed": FLAGS.split_seed,
+          "delimiter": DELIMITERS[FLAGS.delimiter],
+          "header": {"auto": None, "yes": True, "no": False}[FLAGS.header],
+          "columns": columns, "scale": rating_scale(),
+          "duplicates": FLAGS.duplicates, "cold_users": FLAGS.cold_users}
+
+
+def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
+         **options) -> gdata.RatingData | None:
+  """Loads ``dataset`` (``options`` go to its loader), turning data errors
+  into a clear exit; with ``skip_missing``, missing files print a message and
+  give None instead. ``--rating_scale`` replaces the dataset's scale."""
+  try:
+    if dataset == "synthetic":
+      data = gdata.synthetic(
+          FLAGS.synthetic_items, FLAGS.synthetic_users,
+          FLAGS.synthetic_density, FLAGS.synthetic_rank,
+          FLAGS.synthetic_test_fraction,
+          n_ratings=FLAGS.synthetic_ratings, item_skew=FLAGS.synthetic_skew,
+          user_skew=FLAGS.synthetic_skew)
+    elif dataset == "file":
+      data = gdata.load_ratings_file(**file_options(), **options)
+    else:
+      data = gdata.load_dataset(dataset, data_dir, FLAGS.download, **options)
+  except gdata.MissingDataError as e:
+    if not skip_missing:
+      fail(str(e))
+    print(f"skipping {dataset}: {e}")
+    return None
+  except (gdata.DataFormatError, ValueError) as e:
+    fail(str(e))
+  scale = rating_scale()
+  return data if scale is None else dataclasses.replace(data, scale=scale)
+
+
+def split_options(dataset: str) -> dict:
+  """The seeded-split flags for the datasets that are split that way."""
+  if dataset in ("ml-1m", "ml-10m", "ml-20m", "ml-25m"):
+    return {"test_fraction": FLAGS.test_fraction, "seed": FLAGS.split_seed}
+  return {}
+
+
+def check_output_dir(path: str) -> None:
+  """Exits unless ``path`` is (or can be made) a writable folder: checked
+  before any work, so a finished run is never lost to its last write."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+      pass
+  except OSError as e:
+    fail(f"cannot write results to {path}: {e.strerror or e}")
+
+
+# --- The table and figure scripts. ---
+
+PROTOCOLS = ("paper", "validation")
+MODELS = ("glocal-k", "sparsefc", "i-autorec")
+# Mean predictors (glocal_jax.baselines): no training, nothing to select.
+MEAN_BASELINES = {"global-mean": "global", "item-mean": "item",
+                  "user-mean": "user"}
+ALL_MODELS = MODELS + tuple(MEAN_BASELINES)
+# Paper Table 2, one factor at a time from the paper's setting (3x3
+# kernel, 1 conv layer, weighted aggregation): name -> (factor, value,
+# config overrides).
+VARIANTS = {
+    "base": ("base", "3x3, 1 layer, weighted", {}),
+    "kernel_5": ("kernel_size", "5x5", {"kernel_size": 5}),
+    "kernel_7": ("kernel_size", "7x7", {"kernel_size": 7}),
+    "conv_2": ("conv_layers", "2", {"conv_layers": 2}),
+    "conv_3": ("conv_layers", "3", {"conv_layers": 3}),
+    "mean": ("aggregation", "element-wise (mean)", {"aggregation": "mean"}),
+}
+
+
+def define_sweep_flags() -> None:
+  """Flags of the table and figure scripts."""
+  define_data_flags(multi=True)
+  define_model_flags()
+  flags.DEFINE_integer("seeds", 5, "Seeds per row, trained as one compiled "
+                       "program (seeds 0..N-1).")
+  flags.DEFINE_list("protocols", list(PROTOCOLS),
+                    "paper: best fine-tuning epoch on test; validation: "
+                    "epoch selected on a held-out share of the training "
+                    "ratings, test reported there.")
+  flags.DEFINE_float("validation_fraction", 0.05,
+                     "Share of training ratings held out (validation "
+                     "protocol).")
+  flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
+  flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
+                    "Seeds as one jax.vmap-ed program, or lax.map over them "
+                    "inside one program (docs/optimizer.md).")
+  flags.DEFINE_string("output_dir", None, "Where the JSON/CSV/PNG go.")
+
+
+def define_variants_flag() -> None:
+  """``--variants``: the rows of paper Table 2 to run."""
+  flags.DEFINE_list("variants", list(VARIANTS),
+                    f"Rows to run, of {list(VARIANTS)}.")
+
+
+def check_variants() -> list:
+  """``(factor, value, overrides)`` of each ``--variants`` entry."""
+  unknown = [v for v in FLAGS.variants if v not in VARIANTS]
+  if unknown or not FLAGS.variants:
+    fail(f"--variants must name some of {list(VARIANTS)}, got "
+         f"{FLAGS.variants}")
+  return [VARIANTS[v] for v in FLAGS.variants]
+
+
+def check_sweep_flags(argv: list[str]) -> None:
+  """Refuses stray arguments and out-of-range sweep flags, and an output
+  folder that cannot be written."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}")
+  if not FLAGS.output_dir:
+    fail("--output_dir is required")
+  if FLAGS.seeds <= 0:
+    fail(f"--seeds must be positive, got {FLAGS.seeds}")
+  for p in FLAGS.protocols:
+    if p not in PROTOCOLS:
+      fail(f"unknown protocol {p!r}; known: {list(PROTOCOLS)}")
+  for d in FLAGS.datasets:
+    if d not in gdata.DATASETS:
+      fail(f"unknown dataset {d!r}; known: {list(gdata.DATASETS)}")
+  if not 0.0 < FLAGS.validation_fraction < 1.0:
+    fail("--validation_fraction must be in (0, 1), got "
+         f"{FLAGS.validation_fraction}")
+  if FLAGS.optimizer == "scipy":
+    fail("the table scripts train seeds as one compiled program: use a JAX "
+         "--optimizer (optax or jaxopt)")
+  check_output_dir(FLAGS.output_dir)
+
+
+def check_models(models: list[str]) -> None:
+  """Refuses model names that are neither trained models nor baselines."""
+  for m in models:
+    if m not in ALL_MODELS:
+      fail(f"unknown model {m!r}; known: {list(ALL_MODELS)}")
+
+
+def number_list(flag: str, cast, valid, requirement: str) -> list:
+  """``--flag``'s comma-separated values cast and checked, or a clear exit."""
+  try:
+    values = [cast(v) for v in FLAGS[flag].value]
+  except ValueError:
+    fail(f"--{flag} must be {cast.__name__} values, got {FLAGS[flag].value}")
+  if not all(valid(v) for v in values):
+    fail(f"--{flag} values must be {requirement}, got {values}")
+  return values
+
+
+def sweep_datasets():
+  """Yields ``(name, RatingData)``; a dataset whose files are missing is
+  skipped with a message (ML-1M is not always at hand)."""
+  for name in FLAGS.datasets:
+    data_dir = os.path.join(FLAGS.data_root, name) if FLAGS.data_root else None
+    data = load(name, data_dir, skip_missing=True)
+    if data is not None:
+      yield name, data

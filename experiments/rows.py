@@ -1,0 +1,138 @@
+"""Rows of the paper's tables and figures: several seeds, both protocols.
+
+A row trains ``--seeds`` seeds of one configuration as one compiled
+program (:func:`glocal_jax.experiment.fit_seeds`), or fits a mean
+predictor, and summarises the test metrics under one protocol: ``paper``
+(the best fine-tuning epoch on test) or ``validation`` (the epoch selected
+on a held-out share of the training ratings).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from absl import flags
+
+import glocal_jax as gj
+from glocal_jax import data as gdata
+from glocal_jax import experiment, training
+
+from cli import MEAN_BASELINES, config_for
+
+FLAGS = flags.FLAGS
+
+
+def log_line(line: str) -> None:
+  print("  " + line)
+
+
+def model_config(dataset: str, model: str, **overrides) -> gj.GLocalKConfig:
+  """GLocal-K, or a baseline trained for as many L-BFGS-B epochs.
+
+  ``sparsefc``: the local-kernel AE alone (pre-training only) for
+  ``pretrain_epochs + finetune_epochs`` epochs; ``i-autorec``: the same with
+  plain dense layers and one hidden layer of 500 (Sedhain et al. 2015).
+  """
+  config = config_for(dataset, **overrides)
+  epochs = config.pretrain_epochs + config.finetune_epochs
+  if model == "sparsefc":
+    return config.replace(pretrain_epochs=epochs, finetune_epochs=0)
+  if model == "i-autorec":
+    return config.replace(pretrain_epochs=epochs, finetune_epochs=0,
+                          local_kernel=False, hidden=(500,))
+  return config
+
+
+def batched_epoch_fns(config: gj.GLocalKConfig) -> dict:
+  """Compiled epochs over ``--seeds`` seeds, shared by every row whose
+  config differs only in the number of epochs."""
+  return _batched_epoch_fns(config.replace(pretrain_epochs=1,
+                                           finetune_epochs=1))
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_epoch_fns(config: gj.GLocalKConfig) -> dict:
+  return training.make_epoch_fns(config, batched=True,
+                                 seed_batching=FLAGS.seed_batching)
+
+
+def protocol_data(data: gdata.RatingData, protocol: str) -> gdata.RatingData:
+  """``data`` as trained on under ``protocol`` (validation: a seeded share
+  of the training ratings held out)."""
+  if protocol == "validation":
+    return gdata.split_validation(data, FLAGS.validation_fraction,
+                                  FLAGS.validation_seed)
+  return data
+
+
+def summary_row(dataset: str, fields: dict, protocol: str, mean: dict,
+                std: dict, ensemble: dict, per_seed: list[dict], *,
+                seed_batching, seconds: float, device: str,
+                config: dict) -> dict:
+  """One JSON row of a table; ``mean``, ``std``, ``ensemble`` and each of
+  ``per_seed`` map each metric to its value."""
+  row = {"dataset": dataset, **fields, "protocol": protocol,
+         "seeds": len(per_seed), "seed_batching": seed_batching}
+  for k in experiment.METRICS:
+    row.update({f"{k}_mean": mean[k], f"{k}_std": std[k]})
+  row.update({f"ensemble_{k}": ensemble[k] for k in experiment.METRICS})
+  row.update(seconds=round(seconds, 1), device=device, config=config,
+             per_seed_rmse=[s["rmse"] for s in per_seed])
+  return row
+
+
+def run_row(data: gdata.RatingData, config: gj.GLocalKConfig,
+            protocol: str, snapshot=None, **fields) -> dict:
+  """Trains ``--seeds`` seeds on ``data`` and summarises one table row.
+
+  ``snapshot``: optional ``(stacked params, seconds)`` after
+  ``config.pretrain_epochs`` pre-training epochs on
+  ``protocol_data(data, protocol)`` to fine-tune from; its seconds count in
+  the row's.
+  """
+  data = protocol_data(data, protocol)
+  seeds = list(range(FLAGS.seeds))
+  print(f"== {fields} protocol={protocol}: {data.summary()}")
+  params, seconds_before, start = None, 0.0, ("pretrain", 0)
+  if snapshot is not None:
+    params, seconds_before = snapshot
+    start = ("pretrain", config.pretrain_epochs)
+  result = experiment.fit_seeds(config, data, seeds, log=log_line,
+                                epoch_fns=batched_epoch_fns(config),
+                                params=params, start=start)
+  result["seconds"] += seconds_before
+  block = "best" if protocol == "paper" else "selected"
+  row = summary_row(data.name, fields, protocol, result["mean"][block],
+                    result["std"][block], result["ensemble"][block],
+                    [s[block] for s in result["per_seed"]],
+                    seed_batching=FLAGS.seed_batching,
+                    seconds=result["seconds"],
+                    device=result["device"]["kind"], config=result["config"])
+  print(f"   -> RMSE {row['rmse_mean']:.4f} +- {row['rmse_std']:.4f}, "
+        f"ensemble {row['ensemble_rmse']:.4f}, {row['seconds']}s")
+  return row
+
+
+def run_model_row(data: gdata.RatingData, dataset: str, model: str,
+                  protocol: str, **fields) -> dict:
+  """One row of ``model`` on ``data``: ``--seeds`` trained seeds
+  (:func:`run_row`), or a mean predictor fitted to the protocol's training
+  ratings (one deterministic fit: ``seeds`` 1, std 0)."""
+  if model not in MEAN_BASELINES:
+    return run_row(data, model_config(dataset, model), protocol, model=model,
+                   **fields)
+  data = protocol_data(data, protocol)
+  start = time.perf_counter()
+  predictions = gj.mean_predictions(data.train, data.test.items,
+                                    data.test.users, MEAN_BASELINES[model])
+  result = {k: float(v) for k, v in gj.evaluate(
+      predictions, data.test, data.scale.low, data.scale.high).items()}
+  seconds = time.perf_counter() - start
+  row = summary_row(data.name, {"model": model, **fields}, protocol, result,
+                    dict.fromkeys(experiment.METRICS, 0.0), result, [result],
+                    seed_batching=None, seconds=seconds,
+                    device=experiment.device_info()["kind"],
+                    config={"predictor": MEAN_BASELINES[model]})
+  print(f"== {model} {fields} protocol={protocol}: RMSE {result['rmse']:.4f}")
+  return row
