@@ -48,7 +48,8 @@ import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
 from reporting import pyplot, write_json
-from glocal_jax import experiment, flops, representations, training
+from glocal_jax import experiment, flops, representations, sharding
+from glocal_jax import training
 
 cli.define_data_flags()
 cli.define_model_flags()
@@ -132,9 +133,14 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   name, options = parse_driver(spec)
   config = config.replace(optimizer=name)
   batched = FLAGS.seeds > 1
+  count = cli.device_count()
+  spread = batched and count > 1
   try:
-    fns = training.make_epoch_fns(config, batched=batched,
-                                  seed_batching=FLAGS.seed_batching, **options)
+    fns = training.make_epoch_fns(
+        config, batched=batched,
+        seed_batching="devices" if spread else FLAGS.seed_batching,
+        mesh=sharding.device_mesh(count, sharding.SEEDS) if spread else None,
+        **options)
   except (TypeError, ValueError) as e:
     cli.fail(f"driver {spec!r}: {e}")
   params0 = initial_params(config, data.shape)
@@ -169,7 +175,8 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   return {
       "driver": spec,
       "seeds": FLAGS.seeds,
-      "seed_batching": FLAGS.seed_batching if batched else None,
+      "seed_batching": (("devices" if spread else FLAGS.seed_batching)
+                        if batched else None),
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
       "ms_per_iteration": round(1000 * train_seconds / max(iterations, 1), 1),
@@ -217,9 +224,14 @@ def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
   """One row in this process."""
   config = config.replace(representation=representation)
   tic = time.perf_counter()
-  train_data = training.prepare(config, data.train, copies=FLAGS.seeds)
+  count = cli.device_count()
+  mesh = sharding.device_mesh(count) if count > 1 and FLAGS.seeds == 1 else (
+      None)
+  train_data = training.prepare(config, data.train, copies=FLAGS.seeds,
+                                mesh=mesh)
   jax.block_until_ready(train_data)
   row = {"representation": representation, "plan": train_data.plan.to_dict(),
+         "devices": count,
          "prepare_seconds": round(time.perf_counter() - tic, 2)}
   print(f"-- {spec} {representation}: plan {train_data.plan.name}, "
         f"block {train_data.plan.block_size}, chunk "

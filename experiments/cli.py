@@ -100,6 +100,11 @@ def define_model_flags() -> None:
                       "JAX's persistent compilation cache: compiled programs "
                       "are kept here and reused by later runs ('none' turns "
                       "it off).")
+  flags.DEFINE_integer("devices", None, "Devices to use (default: all JAX "
+                       "sees; 1: one device). train.py and benchmark.py "
+                       "split the items over them; the table and figure "
+                       "scripts, and benchmark.py with --seeds > 1, spread "
+                       "the seeds over them.")
   flags.DEFINE_integer("block_size", 0, "Items per block of blocked "
                        "products (0: from the device's memory).")
   flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
@@ -253,6 +258,24 @@ def split_options(dataset: str) -> dict:
   if dataset in ("ml-1m", "ml-10m", "ml-20m", "ml-25m"):
     return {"test_fraction": FLAGS.test_fraction, "seed": FLAGS.split_seed}
   return {}
+
+
+def device_count() -> int:
+  """``--devices``, checked against the devices JAX sees."""
+  available = jax.device_count()
+  count = available if FLAGS.devices is None else FLAGS.devices
+  if not 1 <= count <= available:
+    fail(f"--devices must be in [1, {available}] (the devices JAX sees; set "
+         "XLA_FLAGS=--xla_force_host_platform_device_count=N for N CPU "
+         f"devices), got {FLAGS.devices}")
+  return count
+
+
+def items_mesh():
+  """The mesh to split items over, or None for one device."""
+  from glocal_jax import sharding  # pylint: disable=g-import-not-at-top
+  count = device_count()
+  return sharding.device_mesh(count) if count > 1 else None
 
 
 def check_output_dir(path: str) -> None:

@@ -391,6 +391,32 @@ def input_scale_section(out):
                                  for row in r.rows]) + "\n"])
 
 
+def peer_section(out):
+  """Whole runs against the PyTorch + SciPy peer (``experiments/peer.py``)."""
+  files = results("peer_*.json")
+  if not files:
+    return
+  out.append("## Against the PyTorch + SciPy peer (`experiments/peer.py`)"
+             "\n")
+  out.append("Whole processes on ML-100K, back to back on one machine: "
+             "start-up, data, compilation (train.py from an empty "
+             "compilation cache), training and per-epoch evaluation.\n")
+  for r in files:
+    p, o = r.data["peer"], r.data["ours"]
+    render(out, r, [table(
+        ["run", "process seconds", "own seconds", "best RMSE",
+         "evaluations", "note"],
+        [["peer_torch.py", p["process_seconds"], p.get("seconds"),
+          p.get("best_rmse"), p.get("evaluations"),
+          "its seconds exclude imports and data loading"],
+         ["train.py", o["process_seconds"], o["seconds"], o["best_rmse"],
+          o["evaluations"],
+          f"{o['optimizer']}, {o['plan']}: {o['train_seconds']:.1f}s "
+          f"training, {o['evaluation_seconds']:.1f}s evaluating, "
+          f"{o['compile_seconds']:.1f}s compiling"]]) + "\n",
+        f"Speed-up of the whole process: {r.data['speedup']}x.\n"])
+
+
 def tests_section(out):
   """How long the test suite takes (``experiments/time_tests.py``)."""
   for r in results("tests_*.json"):
@@ -433,6 +459,7 @@ def main(argv):
   collapse_section(out)
   input_scale_section(out)
   scaling_section(out)
+  peer_section(out)
   if results("tests_*.json"):
     out.append("## The test suite (`experiments/time_tests.py`)\n")
     tests_section(out)

@@ -12,6 +12,8 @@ import math
 import os
 from typing import Callable
 
+import jax
+
 from provenance import provenance
 
 
@@ -35,6 +37,8 @@ def write_json(path: str, obj) -> dict:
   obj = _finite(obj, "", nulls)
   if nulls and isinstance(obj, dict):
     obj["nulls"] = {p: f"not a finite number ({v})" for p, v in nulls.items()}
+  if jax.process_index() != 0:  # several processes: process 0 writes
+    return nulls
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp-{os.getpid()}"
   try:
@@ -52,7 +56,7 @@ def write_rows(output_dir: str, name: str, rows: list[dict]) -> None:
   and ``name.csv`` (the scalar columns)."""
   write_json(os.path.join(output_dir, f"{name}.json"),
              {"provenance": provenance(), "rows": rows})
-  if not rows:
+  if not rows or jax.process_index() != 0:
     return
   columns = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))]
   tmp = os.path.join(output_dir, f".{name}.csv.tmp")

@@ -16,9 +16,9 @@ from absl import flags
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment, training
+from glocal_jax import experiment, sharding, training
 
-from cli import MEAN_BASELINES, config_for
+from cli import MEAN_BASELINES, config_for, device_count
 
 FLAGS = flags.FLAGS
 
@@ -53,8 +53,20 @@ def batched_epoch_fns(config: gj.GLocalKConfig) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _batched_epoch_fns(config: gj.GLocalKConfig) -> dict:
+  count = device_count()
+  if count > 1:
+    return training.make_epoch_fns(
+        config, batched=True, seed_batching="devices",
+        mesh=sharding.device_mesh(count, sharding.SEEDS))
   return training.make_epoch_fns(config, batched=True,
                                  seed_batching=FLAGS.seed_batching)
+
+
+def seed_batching() -> str:
+  """How the seeds of a row run: spread over ``--devices``, or
+  ``--seed_batching`` on one device."""
+  count = device_count()
+  return f"devices({count})" if count > 1 else FLAGS.seed_batching
 
 
 def protocol_data(data: gdata.RatingData, protocol: str) -> gdata.RatingData:
@@ -106,7 +118,7 @@ def run_row(data: gdata.RatingData, config: gj.GLocalKConfig,
   row = summary_row(data.name, fields, protocol, result["mean"][block],
                     result["std"][block], result["ensemble"][block],
                     [s[block] for s in result["per_seed"]],
-                    seed_batching=FLAGS.seed_batching,
+                    seed_batching=seed_batching(),
                     seconds=result["seconds"],
                     device=result["device"]["kind"], config=result["config"])
   print(f"   -> RMSE {row['rmse_mean']:.4f} +- {row['rmse_std']:.4f}, "

@@ -89,7 +89,8 @@ def main(argv):
   try:
     result = experiment.fit(config, data, FLAGS.seed,
                             checkpoint_dir=checkpoint_dir(),
-                            resume=FLAGS.resume, stop_after=FLAGS.stop_after)
+                            resume=FLAGS.resume, stop_after=FLAGS.stop_after,
+                            mesh=cli.items_mesh())
   except NonFiniteError as e:
     kept = (f" The last good checkpoint is kept in {checkpoint_dir()}."
             if checkpoint_dir() else "")

@@ -79,7 +79,8 @@ class Blocks:
     return self.n_blocks * self.block_size
 
 
-def make_blocks(ratings: Ratings, block_size: int, halo: int = 0) -> Blocks:
+def make_blocks(ratings: Ratings, block_size: int, halo: int = 0,
+                window: int = 1, halo_window: int = 1) -> Blocks:
   """Indexes sorted triplets by blocks of ``block_size`` items (on the host).
 
   Args:
@@ -88,6 +89,8 @@ def make_blocks(ratings: Ratings, block_size: int, halo: int = 0) -> Blocks:
       more items is one dense block.
     halo: rows of context above and below each block
       (``conv_layers * (kernel_size // 2)``).
+    window, halo_window: at least these windows (to give the blocks of
+      several devices the same static shapes).
 
   Returns:
     :class:`Blocks` with NumPy arrays.
@@ -105,8 +108,8 @@ def make_blocks(ratings: Ratings, block_size: int, halo: int = 0) -> Blocks:
   ends = np.searchsorted(items, first + block_size)
   halo_starts = np.searchsorted(items, first - halo)
   halo_ends = np.searchsorted(items, first + block_size + halo)
-  window = max(int(np.max(ends - starts)), 1)
-  halo_window = max(int(np.max(halo_ends - halo_starts)), 1)
+  window = max(int(np.max(ends - starts)), window, 1)
+  halo_window = max(int(np.max(halo_ends - halo_starts)), halo_window, 1)
   extra = max(window, halo_window)
   # Padding entries sit past every block (item index >= m + halo): dropped.
   pad_items = np.full(extra, m + halo + block_size, np.int32)
@@ -197,7 +200,8 @@ matmul.defvjp(_matmul_fwd, _matmul_bwd)
 # --- First layer on R_hat: Z = relu(conv(...relu(conv(R, GK_1))...)) @ W. ---
 
 def conv_block(blocks: Blocks, b: jax.Array,
-               global_kernels: Sequence[jax.Array], dtype) -> jax.Array:
+               global_kernels: Sequence[jax.Array], dtype,
+               valid_rows: jax.Array) -> jax.Array:
   """Block ``b`` of ``R_hat`` (Eq. 6, stacked for several kernels).
 
   Args:
@@ -205,6 +209,9 @@ def conv_block(blocks: Blocks, b: jax.Array,
     b: block number.
     global_kernels: ``(t, t)`` kernels, applied in order.
     dtype: dtype of the result.
+    valid_rows: rows ``>= valid_rows`` are outside the rating matrix (the
+      padding of a device's share): zero after every layer, as SAME padding
+      of the whole matrix makes them.
 
   Returns:
     ``(B, n)`` rows ``b * B ..`` of the global kernel-based rating matrix.
@@ -216,43 +223,46 @@ def conv_block(blocks: Blocks, b: jax.Array,
     x = kernels.global_conv(x, kernel, row_padding=False)
     first_row = first_row + half
     row = first_row + jnp.arange(x.shape[0])
-    x = jnp.where(((row >= 0) & (row < blocks.shape[0]))[:, None], x, 0.0)
+    x = jnp.where(((row >= 0) & (row < valid_rows))[:, None], x, 0.0)
   return x
 
 
 @jax.custom_vjp
 def conv_matmul(blocks: Blocks, global_kernels: tuple[jax.Array, ...],
-                w: jax.Array) -> jax.Array:
+                w: jax.Array, valid_rows: jax.Array) -> jax.Array:
   """``R_hat @ w`` block by block, ``R_hat`` built from ``global_kernels``.
 
   Differentiable in ``global_kernels`` and ``w``; per block the backward
   pass rebuilds ``R_hat_b`` (``O(t^2 B n)``), adds ``R_hat_b^T dZ_b`` to the
   weight gradient and back-propagates ``dZ_b w^T`` through the convolution.
+  ``valid_rows``: see :func:`conv_block`.
   """
   return _from_blocks(jax.lax.map(
-      lambda b: conv_block(blocks, b, global_kernels, w.dtype) @ w,
-      _block_ids(blocks)), blocks)
+      lambda b: conv_block(blocks, b, global_kernels, w.dtype,
+                           valid_rows) @ w, _block_ids(blocks)), blocks)
 
 
-def _conv_matmul_fwd(blocks, global_kernels, w):
-  return conv_matmul(blocks, global_kernels, w), (blocks, global_kernels, w)
+def _conv_matmul_fwd(blocks, global_kernels, w, valid_rows):
+  return (conv_matmul(blocks, global_kernels, w, valid_rows),
+          (blocks, global_kernels, w, valid_rows))
 
 
 def _conv_matmul_bwd(residuals, dz):
-  blocks, global_kernels, w = residuals
+  blocks, global_kernels, w, valid_rows = residuals
 
   def add_block(carry, xs):
     dw, dkernels = carry
     b, dz_b = xs
-    r_hat, vjp = jax.vjp(lambda ks: conv_block(blocks, b, ks, w.dtype),
-                         global_kernels)
+    r_hat, vjp = jax.vjp(
+        lambda ks: conv_block(blocks, b, ks, w.dtype, valid_rows),
+        global_kernels)
     (dk,) = vjp(dz_b @ w.T)
     return (dw + r_hat.T @ dz_b, jax.tree.map(jnp.add, dkernels, dk)), None
 
   init = (jnp.zeros_like(w), jax.tree.map(jnp.zeros_like, global_kernels))
   (dw, dkernels), _ = jax.lax.scan(
       add_block, init, (_block_ids(blocks), _to_blocks(dz, blocks)))
-  return None, dkernels, dw
+  return None, dkernels, dw, None
 
 
 conv_matmul.defvjp(_conv_matmul_fwd, _conv_matmul_bwd)
@@ -260,15 +270,18 @@ conv_matmul.defvjp(_conv_matmul_fwd, _conv_matmul_bwd)
 
 # --- Output layer: 0.5 * sum over observed (R - (H W + b))^2. ---
 
-def _output_block(blocks, b, h_b, w, bias):
-  """Residuals ``mask * (H_b W + b - R_b)`` of one block, ``(B, n)``."""
+def _output_block(blocks, b, h_b, w, bias, rows):
+  """Residuals ``mask * (H_b W + b - R_b)`` of one block, ``(B, n)``, on the
+  rows in ``[rows[0], rows[1])`` only."""
   x = block_matrix(blocks, b, dtype=w.dtype)
-  return jnp.where(x > 0, h_b @ w + bias - x, 0.0)
+  row = b * blocks.block_size + jnp.arange(blocks.block_size)
+  own = ((row >= rows[0]) & (row < rows[1]))[:, None]
+  return jnp.where((x > 0) & own, h_b @ w + bias - x, 0.0)
 
 
 @jax.custom_vjp
 def output_loss(blocks: Blocks, h: jax.Array, w: jax.Array,
-                bias: jax.Array) -> jax.Array:
+                bias: jax.Array, rows: jax.Array) -> jax.Array:
   """``sum((M * (R - (h @ w + bias)))^2) / 2`` block by block.
 
   Args:
@@ -276,6 +289,8 @@ def output_loss(blocks: Blocks, h: jax.Array, w: jax.Array,
     h: ``(m, h)`` last hidden layer.
     w: ``(h, n)`` kernelised output weights.
     bias: ``(n,)`` output bias.
+    rows: ``(2,)`` int: only the ratings of items in ``[rows[0], rows[1])``
+      count (a device's own items when the matrix is sharded).
 
   Returns:
     scalar; differentiable in ``h``, ``w`` and ``bias`` (the gradients are
@@ -283,17 +298,18 @@ def output_loss(blocks: Blocks, h: jax.Array, w: jax.Array,
   """
   def block_loss(xs):
     b, h_b = xs
-    return jnp.sum(jnp.square(_output_block(blocks, b, h_b, w, bias))) / 2
+    return jnp.sum(jnp.square(_output_block(blocks, b, h_b, w, bias,
+                                            rows))) / 2
 
   return jnp.sum(jax.lax.map(block_loss,
                              (_block_ids(blocks), _to_blocks(h, blocks))))
 
 
-def _output_loss_fwd(blocks, h, w, bias):
+def _output_loss_fwd(blocks, h, w, bias, rows):
   def add_block(carry, xs):
     loss, dw, dbias = carry
     b, h_b = xs
-    err = _output_block(blocks, b, h_b, w, bias)
+    err = _output_block(blocks, b, h_b, w, bias, rows)
     carry = (loss + jnp.sum(jnp.square(err)) / 2, dw + h_b.T @ err,
              dbias + jnp.sum(err, axis=0))
     return carry, err @ w.T
@@ -305,7 +321,7 @@ def _output_loss_fwd(blocks, h, w, bias):
 
 
 def _output_loss_bwd(grads, g):
-  return (None,) + tuple(g * x for x in grads)
+  return (None, *(g * x for x in grads), None)
 
 
 output_loss.defvjp(_output_loss_fwd, _output_loss_bwd)

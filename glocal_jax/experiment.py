@@ -238,7 +238,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         stop_after: Optional[int] = None,
         log: Callable[[str], None] = print,
-        epoch_fns: Optional[dict] = None) -> dict:
+        epoch_fns: Optional[dict] = None,
+        mesh: Optional[jax.sharding.Mesh] = None) -> dict:
   """Trains, evaluates every epoch, and summarises one run.
 
   Args:
@@ -253,6 +254,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log: where the progress lines go.
     epoch_fns: compiled epochs to reuse (see
       :func:`glocal_jax.training.make_epoch_fns`).
+    mesh: split the items over this mesh's devices
+      (:func:`glocal_jax.sharding.device_mesh`). With several processes
+      (``jax.distributed``), only process 0 logs and writes checkpoints.
 
   Returns:
     JSON-able dict: ``dataset``, ``seed``, ``config``, ``device``, ``plan``,
@@ -265,11 +269,16 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
   if data.train.count() == 0:
     raise ValueError(f"{data.name} has no training ratings: nothing to "
                      "train on.")
+  if jax.process_index() != 0:
+    log, checkpoint_dir = (lambda _: None), (checkpoint_dir if resume
+                                             else None)
   tic = time.perf_counter()
-  train_data = training.prepare(config, data.train)
+  train_data = training.prepare(config, data.train, mesh=mesh)
   prepare_seconds = time.perf_counter() - tic
+  devices = 1 if mesh is None else mesh.size
   log(f"prepared the ratings as {train_data.plan.name} in "
-      f"{prepare_seconds:.1f}s")
+      f"{prepare_seconds:.1f}s" + (f", items split over {devices} devices"
+                                   if devices > 1 else ""))
   data_print = fingerprint(data)
   params, key, start, history = None, jax.random.PRNGKey(seed), (
       "pretrain", 0), []
@@ -294,7 +303,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     history.append(entry)
     log(epoch_line(entry, time.perf_counter() - tic,
                    eta_seconds(history, config, ratio)))
-    if checkpoint_dir:
+    if checkpoint_dir and jax.process_index() == 0:
       checkpoint.save(checkpoint_dir, params, key, {
           "config": config.to_dict(), "seed": seed, "data": data_print,
           "phase": record.phase, "epoch": record.epoch, "history": history,
@@ -307,8 +316,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
                  max_epochs=stop_after)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
-          "device": device_info(), "plan": train_data.plan.to_dict(),
-          "data": data_print,
+          "device": device_info(), "devices": devices,
+          "plan": train_data.plan.to_dict(), "data": data_print,
           "seconds": seconds_before + time.perf_counter() - tic,
           "train_seconds": total("seconds"),
           "evaluation_seconds": total("evaluation_seconds"),

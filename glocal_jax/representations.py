@@ -34,6 +34,7 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from glocal_jax import blocked, kernels, model, sparse
 from glocal_jax.ratings import Ratings
@@ -84,11 +85,17 @@ class Plan:
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["ratings", "dense", "blocks", "chunks",
-                                "support"],
-                   meta_fields=["plan"])
+                                "support", "own", "row_offset",
+                                "valid_rows"],
+                   meta_fields=["plan", "shape", "mesh"])
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """The training ratings in the forms a :class:`Plan` needs.
+
+  On one device it holds the whole matrix. Sharded over a device mesh
+  (:mod:`glocal_jax.sharding`), every array has a leading device axis and
+  each device's slice is the same structure for its own items and the halo
+  rows its convolution needs; the losses and predictions below take either.
 
   Attributes:
     ratings: the training triplets (always).
@@ -97,18 +104,27 @@ class TrainingData:
     chunks: :class:`~glocal_jax.sparse.Chunks` of the ratings, for sparse
       ``input``/``output`` products.
     support: :class:`~glocal_jax.sparse.Support`, for a sparse ``conv``.
+    own: ``(2,)`` int32, the rows ``[own[0], own[1])`` whose ratings count
+      in the loss and whose pooled predictions enter the global kernel
+      (``[0, m)`` on one device; a device's own items when sharded).
+    row_offset: int32, the global item of row 0 (0 on one device).
+    valid_rows: int32, rows ``>= valid_rows`` are padding past the matrix's
+      last item (``m`` on one device).
     plan: the :class:`Plan` (static).
+    shape: ``(m, n)`` of the whole rating matrix (static).
+    mesh: the device mesh of sharded data, or None (static).
   """
   ratings: Ratings
   dense: Optional[Any]
   blocks: Optional[blocked.Blocks]
   chunks: Optional[sparse.Chunks]
   support: Optional[sparse.Support]
+  own: Any
+  row_offset: Any
+  valid_rows: Any
   plan: Plan
-
-  @property
-  def shape(self) -> tuple[int, int]:
-    return self.ratings.shape
+  shape: tuple[int, int]
+  mesh: Any = None
 
 
 # --- Choosing a plan. ---
@@ -268,14 +284,17 @@ DATA_BYTES_PER_RATING = 36
 def estimate_memory_bytes(plan: Plan, shape: tuple[int, int], nnz: int, *,
                           hidden: Sequence[int], n_dim: int = 5,
                           kernel_size: int = 3, conv_layers: int = 1,
-                          history_size: int = 10, copies: int = 1) -> int:
-  """Estimated peak memory of training with ``plan``, in bytes.
+                          history_size: int = 10, copies: int = 1,
+                          devices: int = 1) -> int:
+  """Estimated peak memory of training with ``plan``, in bytes, per device.
 
   The sum of the runtime, the ratings, and per model trained at once
   (``copies``): the L-BFGS history (``2 * history_size`` parameter-sized
   arrays) and ``PARAMETER_COPIES`` more, the hidden activations, and each
   product's working set (``DENSE_BYTES_PER_CELL`` per ``(m, n)`` cell,
-  ``BLOCK_BYTES_PER_CELL`` per ``(B, n)`` cell, or per sparse entry).
+  ``BLOCK_BYTES_PER_CELL`` per ``(B, n)`` cell, or per sparse entry). With
+  the items split over ``devices``, each holds the parameters and its share
+  of the rest.
   """
   m, n = shape
   sizes = [n, *hidden, n]
@@ -295,13 +314,48 @@ def estimate_memory_bytes(plan: Plan, shape: tuple[int, int], nnz: int, *,
     else:
       work += SPARSE_BYTES_PER_ENTRY[product] * nnz
   per_copy = (4 * params * (2 * history_size + PARAMETER_COPIES)
-              + 4 * m * sum(hidden) * ACTIVATION_COPIES + work)
-  return int(RUNTIME_BYTES + DATA_BYTES_PER_RATING * nnz + copies * per_copy)
+              + (4 * m * sum(hidden) * ACTIVATION_COPIES + work) / devices)
+  return int(RUNTIME_BYTES + DATA_BYTES_PER_RATING * nnz / devices
+             + copies * per_copy)
+
+
+def build(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
+          conv_layers: int = 1, window: int = 1, halo_window: int = 1,
+          valid_rows: Optional[int] = None) -> TrainingData:
+  """What ``plan`` needs from the training ratings, on the host.
+
+  ``window``, ``halo_window``: lower bounds of the blocks' windows (see
+  :func:`glocal_jax.blocked.make_blocks`); ``valid_rows``: rows past it
+  are padding outside the matrix (default: none).
+  """
+  host = ratings.to_host()
+  m, n = host.shape
+  valid_rows = m if valid_rows is None else valid_rows
+  methods = {plan.input, plan.conv, plan.output}
+  dense = blocks = chunks = support = None
+  if "dense" in methods:
+    dense = np.asarray(host.to_dense())
+  if "blocked" in methods:
+    halo = conv_layers * (kernel_size // 2) if plan.conv == "blocked" else 0
+    blocks = blocked.make_blocks(host, plan.block_size, halo, window,
+                                 halo_window)
+  if "sparse" in (plan.input, plan.output):
+    chunks = sparse.make_chunks(host, plan.chunk_size)
+  if plan.conv == "sparse":  # grown inside the valid rows only
+    support = sparse.make_support(
+        dataclasses.replace(host, shape=(valid_rows, n)), kernel_size,
+        conv_layers, plan.chunk_size)
+    support = dataclasses.replace(support, chunks=dataclasses.replace(
+        support.chunks, shape=(m, n)))
+  return TrainingData(host, dense, blocks, chunks, support,
+                      np.asarray([0, m], np.int32), np.int32(0),
+                      np.int32(valid_rows), plan, host.shape)
 
 
 def prepare(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
             conv_layers: int = 1) -> TrainingData:
-  """Builds what ``plan`` needs from the training ratings (host, once).
+  """Builds what ``plan`` needs from the training ratings (host, once) and
+  puts it on the default device.
 
   Args:
     ratings: training ratings.
@@ -312,22 +366,8 @@ def prepare(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
   Returns:
     :class:`TrainingData` with device arrays.
   """
-  host = ratings.to_host()
-  methods = {plan.input, plan.conv, plan.output}
-
-  dense = blocks = chunks = support = None
-  if "dense" in methods:
-    dense = host.to_dense()
-  if "blocked" in methods:
-    halo = conv_layers * (kernel_size // 2) if plan.conv == "blocked" else 0
-    blocks = blocked.make_blocks(host, plan.block_size, halo)
-  if "sparse" in (plan.input, plan.output):
-    chunks = sparse.make_chunks(host, plan.chunk_size)
-  if plan.conv == "sparse":
-    support = sparse.make_support(host, kernel_size, conv_layers,
-                                  plan.chunk_size)
-  return jax.device_put(TrainingData(host, dense, blocks, chunks, support,
-                                     plan))
+  return jax.device_put(build(ratings, plan, kernel_size=kernel_size,
+                              conv_layers=conv_layers))
 
 
 # --- The three products. ---
@@ -350,11 +390,13 @@ def first_layer_on_r_hat(data: TrainingData,
   method = data.plan.conv
   if method == "dense":
     x = data.dense.astype(w.dtype)
+    valid = (jnp.arange(x.shape[0]) < data.valid_rows)[:, None]
     for kernel in global_kernels:
-      x = kernels.global_conv(x, kernel)
+      x = jnp.where(valid, kernels.global_conv(x, kernel), 0.0)
     return x @ w
   if method == "blocked":
-    return blocked.conv_matmul(data.blocks, tuple(global_kernels), w)
+    return blocked.conv_matmul(data.blocks, tuple(global_kernels), w,
+                               data.valid_rows)
   values = sparse.conv_values(data.support, data.ratings.values,
                               global_kernels)
   return sparse.matmul(data.support.chunks, w, values.astype(w.dtype))
@@ -367,10 +409,17 @@ def output_loss(data: TrainingData, h: jax.Array,
   w, b = dense_layer["w"], dense_layer["b"]
   if method == "dense":
     r = data.dense.astype(w.dtype)
-    return model.masked_squared_error(model.decode(dense_layer, h), r, r > 0)
+    mask = (r > 0) & own_rows(data)[:, None]
+    return model.masked_squared_error(model.decode(dense_layer, h), r, mask)
   if method == "blocked":
-    return blocked.output_loss(data.blocks, h, w, b)
-  return sparse.output_loss(data.chunks, h, w, b)
+    return blocked.output_loss(data.blocks, h, w, b, data.own)
+  return sparse.output_loss(data.chunks, h, w, b, data.own)
+
+
+def own_rows(data: TrainingData) -> jax.Array:
+  """``(rows,)`` bool: the rows of ``data``'s matrix that are its own."""
+  row = jnp.arange(data.ratings.shape[0])
+  return (row >= data.own[0]) & (row < data.own[1])
 
 
 # --- The model on TrainingData. ---
@@ -378,12 +427,13 @@ def output_loss(data: TrainingData, h: jax.Array,
 def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
                 dot_scale: float | jax.Array = 1.0,
                 aggregation: kernels.Aggregation = "weighted",
-                dense_layers: Optional[list] = None) -> jax.Array:
-  """``H_L``: the last hidden layer for every item, ``(m, hidden[-1])``.
+                dense_layers: Optional[list] = None,
+                axis_name: Optional[str] = None) -> jax.Array:
+  """``H_L``: the last hidden layer for every row, ``(rows, hidden[-1])``.
 
   Of ``AE(R)`` (``finetuned=False``: the pre-trained model) or of
   ``AE(R_hat)`` (GLocal-K). ``dense_layers``: the kernelised layers, if
-  already computed.
+  already computed; ``axis_name``: inside a sharded computation.
   """
   if dense_layers is None:
     dense_layers, _ = model.kernelised_layers(params["autoencoder"])
@@ -391,7 +441,8 @@ def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
   if not finetuned:
     return model.finish_encoding(
         dense_layers, first_layer_on_ratings(data, first["w"]) + first["b"])
-  gks = global_kernels(params, data, dot_scale, aggregation, dense_layers)
+  gks = global_kernels(params, data, dot_scale, aggregation, dense_layers,
+                       axis_name)
   return model.finish_encoding(
       dense_layers, first_layer_on_r_hat(data, gks, first["w"]) + first["b"])
 
@@ -399,19 +450,58 @@ def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
 def global_kernels(params: model.Params, data: TrainingData,
                    dot_scale: float | jax.Array = 1.0,
                    aggregation: kernels.Aggregation = "weighted",
-                   dense_layers: Optional[list] = None) -> list[jax.Array]:
+                   dense_layers: Optional[list] = None,
+                   axis_name: Optional[str] = None) -> list[jax.Array]:
   """One ``(t, t)`` global kernel per bank (Eq. 5), from the item pooling
-  (Eq. 4) of the autoencoder's predictions on ``R``."""
+  (Eq. 4) of the autoencoder's predictions on ``R``.
+
+  With ``axis_name`` (inside a sharded computation) each device pools its
+  own items and the weighted sums are added across devices.
+  """
+  banks = params["kernel_banks"]
   if aggregation == "mean":  # the pooled predictions are not used
-    pooled = jnp.zeros((data.shape[0],))
-  else:
-    if dense_layers is None:
-      dense_layers, _ = model.kernelised_layers(params["autoencoder"])
-    pooled = model.pooled_predictions(
-        dense_layers[-1], hidden_code(params, data, False,
-                                      dense_layers=dense_layers))
-  return [kernels.global_kernel(pooled, bank, dot_scale, aggregation)
-          for bank in params["kernel_banks"]]
+    return [kernels.global_kernel(jnp.zeros(bank.shape[:1]), bank, dot_scale,
+                                  aggregation) for bank in banks]
+  if dense_layers is None:
+    dense_layers, _ = model.kernelised_layers(params["autoencoder"])
+  pooled = model.pooled_predictions(
+      dense_layers[-1], hidden_code(params, data, False,
+                                    dense_layers=dense_layers))
+  pooled = jnp.where(own_rows(data), pooled, 0.0)
+  rows = pooled.shape[0]
+  out = []
+  for bank in banks:
+    local = jax.lax.dynamic_slice_in_dim(
+        jnp.pad(bank, ((0, rows), (0, 0))), data.row_offset, rows)
+    kernel = kernels.global_kernel(pooled, local, dot_scale, aggregation)
+    out.append(kernel if axis_name is None else
+               jax.lax.psum(kernel, axis_name))
+  return out
+
+
+ITEMS = "items"  # the mesh axis that items are sharded over
+
+
+def _on_devices(fn, params, data: TrainingData, *args):
+  """``fn(params, data, *args, axis_name)``: on one device, or on every
+  device of ``data.mesh``, each with its own slice of ``data`` (parameters
+  and ``args`` replicated); ``fn`` adds across devices what it must, and
+  the result is the same on every device."""
+  if data.mesh is None:
+    return fn(params, data, *args, axis_name=None)
+
+  def local(params, data, *args):
+    data = jax.tree.map(lambda x: x[0], data)
+    return fn(params, dataclasses.replace(data, mesh=None), *args,
+              axis_name=ITEMS)
+
+  specs = (P(), P(ITEMS), *(P() for _ in args))
+  return jax.shard_map(local, mesh=data.mesh, in_specs=specs, out_specs=P(),
+                       check_vma=False)(params, data, *args)
+
+
+def _data_term(value: jax.Array, axis_name: Optional[str]) -> jax.Array:
+  return value if axis_name is None else jax.lax.psum(value, axis_name)
 
 
 def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
@@ -419,18 +509,23 @@ def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
                   lambda_s: float | jax.Array) -> jax.Array:
   """Pre-training loss ``L_p = ||M * (R - AE(R))||^2 / 2 + reg``.
 
-  Equal to :func:`glocal_jax.model.pretrain_loss` on the dense matrix.
+  Equal to :func:`glocal_jax.model.pretrain_loss` on the dense matrix, on
+  one device or sharded.
 
   Args:
     layers: ``params["autoencoder"]``.
-    data: from :func:`prepare`.
+    data: from :func:`prepare` (or :func:`glocal_jax.sharding.prepare`).
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
   """
-  dense_layers, reg = model.kernelised_layers(layers, lambda_2, lambda_s)
-  h = hidden_code({"autoencoder": layers}, data, False,
-                  dense_layers=dense_layers)
-  return output_loss(data, h, dense_layers[-1]) + reg
+  def loss(layers, data, lambda_2, lambda_s, axis_name):
+    dense_layers, reg = model.kernelised_layers(layers, lambda_2, lambda_s)
+    h = hidden_code({"autoencoder": layers}, data, False,
+                    dense_layers=dense_layers)
+    return _data_term(output_loss(data, h, dense_layers[-1]), axis_name) + reg
+
+  return _on_devices(loss, layers, data, jnp.asarray(lambda_2),
+                     jnp.asarray(lambda_s))
 
 
 def finetune_loss(params: model.Params, data: TrainingData,
@@ -439,14 +534,39 @@ def finetune_loss(params: model.Params, data: TrainingData,
                   aggregation: kernels.Aggregation = "weighted") -> jax.Array:
   """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
 
-  Equal to :func:`glocal_jax.model.finetune_loss` on the dense matrix;
-  ``R_hat`` is recomputed from the current parameters at every call.
+  Equal to :func:`glocal_jax.model.finetune_loss` on the dense matrix, on
+  one device or sharded; ``R_hat`` is recomputed from the current
+  parameters at every call.
   """
-  dense_layers, reg = model.kernelised_layers(params["autoencoder"],
-                                              lambda_2, lambda_s)
-  h = hidden_code(params, data, True, dot_scale, aggregation,
-                  dense_layers=dense_layers)
-  return output_loss(data, h, dense_layers[-1]) + reg
+  def loss(params, data, lambda_2, lambda_s, dot_scale, axis_name):
+    dense_layers, reg = model.kernelised_layers(params["autoencoder"],
+                                                lambda_2, lambda_s)
+    h = hidden_code(params, data, True, dot_scale, aggregation,
+                    dense_layers=dense_layers, axis_name=axis_name)
+    return _data_term(output_loss(data, h, dense_layers[-1]), axis_name) + reg
+
+  return _on_devices(loss, params, data, jnp.asarray(lambda_2),
+                     jnp.asarray(lambda_s), jnp.asarray(dot_scale))
+
+
+def item_codes(params: model.Params, data: TrainingData, finetuned: bool,
+               dot_scale: float | jax.Array = 1.0,
+               aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+  """``H_L`` of every item of the matrix, ``(m, hidden[-1])``, on one device
+  or gathered from the devices that own them."""
+  def codes(params, data, dot_scale, axis_name):
+    h = hidden_code(params, data, finetuned, dot_scale, aggregation,
+                    axis_name=axis_name)
+    if axis_name is None:
+      return h
+    own = jnp.where(own_rows(data)[:, None], h, 0.0)
+    rows = own.shape[0]
+    placed = jax.lax.dynamic_update_slice_in_dim(
+        jnp.zeros((data.shape[0] + rows, h.shape[1]), h.dtype), own,
+        data.row_offset, 0)
+    return jax.lax.psum(placed, axis_name)[:data.shape[0]]
+
+  return _on_devices(codes, params, data, jnp.asarray(dot_scale))
 
 
 def predict(params: model.Params, data: TrainingData, items: jax.Array,
@@ -459,8 +579,7 @@ def predict(params: model.Params, data: TrainingData, items: jax.Array,
   matrix is formed whatever the plan.
   """
   dense_layers, _ = model.kernelised_layers(params["autoencoder"])
-  h = hidden_code(params, data, finetuned, dot_scale, aggregation,
-                  dense_layers=dense_layers)
+  h = item_codes(params, data, finetuned, dot_scale, aggregation)
   out = dense_layers[-1]
   return sparse.predict_at(h, out["w"], out["b"], items, users,
                            data.plan.chunk_size)

@@ -162,9 +162,14 @@ def predict_at(h: jax.Array, w: jax.Array, bias: jax.Array,
   return pred.reshape(-1)[:k]
 
 
+def _counted(i, v, rows):
+  """Which entries count: ratings of items in ``[rows[0], rows[1])``."""
+  return (v > 0) & (i >= rows[0]) & (i < rows[1])
+
+
 @jax.custom_vjp
 def output_loss(chunks: Chunks, h: jax.Array, w: jax.Array,
-                bias: jax.Array) -> jax.Array:
+                bias: jax.Array, rows: jax.Array) -> jax.Array:
   """``sum over observed (r_k - pred_k)^2 / 2`` at the entries of ``chunks``.
 
   Args:
@@ -172,6 +177,8 @@ def output_loss(chunks: Chunks, h: jax.Array, w: jax.Array,
     h: ``(m, h)`` last hidden layer.
     w: ``(h, n)`` kernelised output weights.
     bias: ``(n,)`` output bias.
+    rows: ``(2,)`` int: only the ratings of items in ``[rows[0], rows[1])``
+      count (a device's own items when the matrix is sharded).
 
   Returns:
     scalar; differentiable in ``h``, ``w`` and ``bias`` (the gradients are
@@ -182,20 +189,21 @@ def output_loss(chunks: Chunks, h: jax.Array, w: jax.Array,
   def chunk(xs):
     i, u, v = xs
     pred = _sampled(h, wt, bias, i, u)[0]
-    return jnp.sum(jnp.square(jnp.where(v > 0, pred - v, 0.0))) / 2
+    return jnp.sum(jnp.square(jnp.where(_counted(i, v, rows), pred - v,
+                                        0.0))) / 2
 
   return jnp.sum(jax.lax.map(chunk, (chunks.items, chunks.users,
                                      chunks.values)))
 
 
-def _output_loss_fwd(chunks, h, w, bias):
+def _output_loss_fwd(chunks, h, w, bias, rows):
   wt = w.T
 
   def chunk(carry, xs):
     loss, dh, dwt, dbias = carry
     i, u, v = xs
     pred, h_i, w_u = _sampled(h, wt, bias, i, u)
-    err = jnp.where(v > 0, pred - v.astype(pred.dtype), 0.0)
+    err = jnp.where(_counted(i, v, rows), pred - v.astype(pred.dtype), 0.0)
     return (loss + jnp.sum(jnp.square(err)) / 2,
             dh.at[i].add(err[:, None] * w_u, indices_are_sorted=True),
             dwt.at[u].add(err[:, None] * h_i), dbias.at[u].add(err)), None
@@ -208,7 +216,7 @@ def _output_loss_fwd(chunks, h, w, bias):
 
 
 def _output_loss_bwd(grads, g):
-  return (None,) + tuple(g * x for x in grads)
+  return (None, *(g * x for x in grads), None)
 
 
 output_loss.defvjp(_output_loss_fwd, _output_loss_bwd)
@@ -328,3 +336,34 @@ def conv_values(support: Support, observed: jax.Array,
     x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
     x = jax.nn.relu(x[neighbours] @ kernel.reshape(-1).astype(x.dtype))
   return x.reshape(support.chunks.items.shape)
+
+
+def pad_support(support: Support, sizes: Sequence[int], positions: int,
+                chunk_size: int, n_observed: int) -> Support:
+  """``support`` padded to ``sizes`` positions per layer, its last layer to
+  ``positions`` positions in chunks of ``chunk_size`` (host), with rows that
+  read zeros only: the same values, and the static shapes of another
+  device's support. ``n_observed``: the number of ratings it was built from
+  (padding included)."""
+  chunks = support.chunks
+  m, n = chunks.shape
+  neighbours = []
+  previous = n_observed
+  for layer, (array, size) in enumerate(zip(support.neighbours, sizes)):
+    array = np.asarray(array)
+    rows = positions if layer == len(sizes) - 1 else size
+    # A padding row reads position ``len(previous layer)``: the zero that
+    # conv_values appends after it.
+    pad = np.full((rows - array.shape[0], array.shape[1]), previous, np.int32)
+    neighbours.append(np.concatenate([array, pad]))
+    previous = neighbours[-1].shape[0]
+
+  def grow(x, fill):
+    x = np.asarray(x).reshape(-1)
+    return np.concatenate([x, np.full(positions - x.size, fill, x.dtype)]
+                          ).reshape(-1, chunk_size)
+
+  return Support(tuple(neighbours),
+                 Chunks(grow(chunks.items, m - 1), grow(chunks.users, n - 1),
+                        grow(chunks.values, 0), chunks.shape),
+                 tuple(int(s) for s in sizes))

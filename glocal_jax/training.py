@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import model, representations
+from glocal_jax import model, representations, sharding
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.optim import EpochFn, lbfgsb_epoch
 from glocal_jax.ratings import Ratings
@@ -74,8 +74,8 @@ class ResourceError(ValueError):
   """The run cannot fit this data or this device."""
 
 
-def prepare(config: GLocalKConfig, ratings: Ratings,
-            copies: int = 1) -> TrainingData:
+def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
+            mesh: Optional[jax.sharding.Mesh] = None) -> TrainingData:
   """The training ratings in the representation ``config`` asks for.
 
   Args:
@@ -83,6 +83,8 @@ def prepare(config: GLocalKConfig, ratings: Ratings,
       the convolution (``kernel_size``, ``conv_layers``).
     ratings: training ratings.
     copies: models trained at once (vmapped seeds), for the memory rule.
+    mesh: split the items over this mesh's devices
+      (:func:`glocal_jax.sharding.device_mesh`); None: one device.
 
   Raises:
     ResourceError: the global kernel is larger than the rating matrix, or
@@ -96,16 +98,18 @@ def prepare(config: GLocalKConfig, ratings: Ratings,
         f"kernel_size {config.kernel_size} is larger than the {m} x {n} "
         "rating matrix; use an odd kernel_size of at most "
         f"{min(m, n) - 1 + min(m, n) % 2}.")
+  devices = 1 if mesh is None else mesh.size
+  # The plan is chosen for one device's share of the items.
   plan = representations.choose_plan(
-      ratings.shape, ratings.nnz, kernel_size=config.kernel_size,
-      conv_layers=config.conv_layers, representation=config.representation,
-      copies=copies, block_size=config.block_size,
-      chunk_size=config.chunk_size)
+      (-(-m // devices), n), -(-ratings.nnz // devices),
+      kernel_size=config.kernel_size, conv_layers=config.conv_layers,
+      representation=config.representation, copies=copies,
+      block_size=config.block_size, chunk_size=config.chunk_size)
   needed = representations.estimate_memory_bytes(
       plan, ratings.shape, ratings.nnz, hidden=config.hidden,
       n_dim=config.n_dim, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, history_size=config.history_size,
-      copies=copies)
+      copies=copies, devices=devices)
   available = representations.device_memory_bytes()
   if needed > available:
     raise ResourceError(
@@ -113,7 +117,12 @@ def prepare(config: GLocalKConfig, ratings: Ratings,
         f"products, hidden {list(config.hidden)}, {copies} model(s), "
         f"L-BFGS history {config.history_size}) and the device has "
         f"{available / 2**30:.1f} GiB; use smaller hidden layers, fewer "
-        "seeds at once, or representation 'blocked' or 'sparse'.")
+        "seeds at once, more devices, or representation 'blocked' or "
+        "'sparse'.")
+  if mesh is not None and mesh.size > 1:
+    return sharding.prepare(ratings, plan, mesh,
+                            kernel_size=config.kernel_size,
+                            conv_layers=config.conv_layers)
   return representations.prepare(ratings, plan,
                                  kernel_size=config.kernel_size,
                                  conv_layers=config.conv_layers)
@@ -263,7 +272,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   return TrainResult(params, history)
 
 
-SEED_BATCHING: tuple[str, ...] = ("vmap", "map")
+SEED_BATCHING: tuple[str, ...] = ("vmap", "map", "devices")
 
 
 class CompiledEpoch:
@@ -300,7 +309,8 @@ class CompiledEpoch:
 
 
 def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
-                   seed_batching: str = "vmap", **options
+                   seed_batching: str = "vmap",
+                   mesh: Optional[jax.sharding.Mesh] = None, **options
                    ) -> dict[str, EpochFn]:
   """The pre-training and fine-tuning epochs of ``config``'s driver.
 
@@ -312,7 +322,9 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       vectorised program) or ``"map"`` (``lax.map``: one seed after the
       other inside the compiled program, which avoids the both-branches cost
       of jaxopt's line-search ``lax.cond`` under ``vmap``; see
-      docs/optimizer.md).
+      docs/optimizer.md) or ``"devices"`` (the seeds spread over ``mesh``'s
+      devices, :func:`glocal_jax.sharding.seeds_on_devices`).
+    mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
     **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
   """
   if batched and config.optimizer == "scipy":
@@ -320,6 +332,8 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
   if seed_batching not in SEED_BATCHING:
     raise ValueError(f"seed_batching must be one of {SEED_BATCHING}, got "
                      f"{seed_batching!r}.")
+  if batched and seed_batching == "devices" and mesh is None:
+    raise ValueError("seed_batching='devices' needs a mesh.")
   fns = {}
   for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
                          ("finetune", finetune_loss_fn(config))):
@@ -328,6 +342,8 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                       **options)
     if batched and seed_batching == "vmap":
       fn = jax.jit(jax.vmap(fn, in_axes=(0, None)))
+    elif batched and seed_batching == "devices":
+      fn = sharding.seeds_on_devices(fn, mesh)
     elif batched:
       fn = jax.jit(functools.partial(_map_seeds, fn))
     fns[phase] = CompiledEpoch(fn) if hasattr(fn, "lower") else fn

@@ -128,7 +128,7 @@ def test_pooled_kernel_and_r_hat_equal_dense_reference(x64, plan):
   r_hat = np.asarray(jax.jit(model.global_kernel_ratings)(params, r, 1.5))
   if plan == "blocked":
     got = jnp.concatenate([blocked.conv_block(data.blocks, b, kernels,
-                                              jnp.float64)
+                                              jnp.float64, M_ITEMS)
                            for b in range(data.blocks.n_blocks)])
     np.testing.assert_allclose(got[:M_ITEMS], r_hat, rtol=1e-10, atol=1e-12)
   elif plan == "sparse":

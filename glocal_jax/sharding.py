@@ -1,0 +1,153 @@
+"""GLocal-K over several devices, with JAX's own SPMD machinery.
+
+Two ways to use more than one device, neither with a communication layer of
+its own:
+
+* **Items across devices** (:func:`prepare`): the autoencoder's samples are
+  the items, so the rating matrix is split into contiguous ranges of items,
+  one per device (whole blocks of items for blocked products). Each device
+  holds its items' ratings in the representation the plan chose, plus the
+  ``conv_layers * (t // 2)`` halo rows above and below that its
+  convolution reads; the losses run under ``jax.shard_map``
+  (:mod:`glocal_jax.representations`): each device pools its own items, the
+  global kernel's weighted sum and the loss are added across devices
+  (``psum``), and the gradients of the replicated parameters are summed by
+  the transpose of that ``psum``. Parameters and the L-BFGS state are
+  replicated: per device, memory is the parameters and optimiser state plus
+  ``1 / devices`` of the data.
+* **Seeds across devices** (:func:`seeds_on_devices`): several
+  independently seeded runs, each device running its share of them on the
+  whole data.
+
+Multi-host: start one process per host, call ``jax.distributed.initialize()``
+in each before anything else, and pass ``devices=None`` (all devices of all
+hosts); the scripts write files from process 0 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from glocal_jax import blocked, sparse
+from glocal_jax import ratings as rt
+from glocal_jax.ratings import Ratings
+from glocal_jax.representations import ITEMS, Plan, TrainingData, build
+
+SEEDS = "seeds"  # the mesh axis that seeds are spread over
+
+
+def device_mesh(devices: Optional[int] = None, axis: str = ITEMS) -> Mesh:
+  """A 1-D mesh over the first ``devices`` devices (default: all)."""
+  available = jax.devices()
+  count = len(available) if devices is None else devices
+  if not 1 <= count <= len(available):
+    raise ValueError(f"devices must be in [1, {len(available)}] (the "
+                     f"devices JAX sees), got {devices}.")
+  return Mesh(np.asarray(available[:count]), (axis,))
+
+
+def partition(n_items: int, n_parts: int, align: int = 1
+              ) -> list[tuple[int, int]]:
+  """``n_parts`` contiguous ``[lo, hi)`` ranges covering ``range(n_items)``,
+  boundaries at multiples of ``align``, sizes as equal as that allows."""
+  units = -(-n_items // align)
+  if n_parts > units:
+    raise ValueError(f"cannot split {n_items} items into {n_parts} parts "
+                     f"of whole blocks of {align}.")
+  cuts = [min(n_items, (units * k // n_parts) * align)
+          for k in range(n_parts + 1)]
+  return list(zip(cuts[:-1], cuts[1:]))
+
+
+def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
+            conv_layers: int = 1) -> TrainingData:
+  """The training ratings split by items over ``mesh``'s devices.
+
+  Args:
+    ratings: all training ratings.
+    plan: how each product is computed (the same on every device).
+    mesh: a 1-D mesh with axis ``"items"`` (:func:`device_mesh`).
+    kernel_size, conv_layers: the global convolution (its halo).
+
+  Returns:
+    :class:`~glocal_jax.representations.TrainingData` whose arrays have a
+    leading axis of one slice per device, placed on the devices; the losses,
+    predictions and training functions take it as they take unsharded data.
+  """
+  host = ratings.to_host()
+  m, n = host.shape
+  halo = conv_layers * (kernel_size // 2)
+  align = plan.block_size if "blocked" in (plan.input, plan.conv,
+                                           plan.output) else 1
+  parts = partition(m, mesh.size, align)
+  spans = [(max(lo - halo, 0), min(hi + halo, m)) for lo, hi in parts]
+  rows = max(b - a for a, b in spans)
+  local = []
+  for a, b in spans:
+    keep = (host.items >= a) & (host.items < b)
+    local.append(Ratings(host.items[keep] - a, host.users[keep],
+                         host.values[keep], (rows, n)))
+  nnz = max(max(r.nnz for r in local), 1)
+  local = [rt.pad(r, nnz) for r in local]
+  local_plan = dataclasses.replace(plan, block_size=min(plan.block_size,
+                                                        rows))
+  options = dict(kernel_size=kernel_size, conv_layers=conv_layers)
+  built = [build(r, local_plan, valid_rows=b - a, **options)
+           for r, (a, b) in zip(local, spans)]
+  if built[0].blocks is not None:  # common windows: common static shapes
+    window = max(d.blocks.window for d in built)
+    halo_window = max(d.blocks.halo_window for d in built)
+    built = [build(r, local_plan, valid_rows=b - a, window=window,
+                   halo_window=halo_window, **options)
+             for r, (a, b) in zip(local, spans)]
+  if built[0].support is not None:  # common sizes and chunks
+    sizes = [max(d.support.sizes[k] for d in built)
+             for k in range(conv_layers)]
+    width = max(d.support.chunks.items.shape[1] for d in built)
+    positions = -(-sizes[-1] // width) * width
+    built = [dataclasses.replace(d, support=sparse.pad_support(
+        d.support, sizes, positions, width, nnz)) for d in built]
+  built = [dataclasses.replace(d, own=np.asarray([lo - a, hi - a], np.int32),
+                               row_offset=np.int32(a))
+           for d, (lo, hi), (a, _) in zip(built, parts, spans)]
+  stacked = jax.tree.map(lambda *x: np.stack(x), *built)
+  stacked = dataclasses.replace(stacked, shape=(m, n), mesh=mesh)
+  return jax.device_put(stacked, NamedSharding(mesh, P(ITEMS)))
+
+
+def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
+  """An epoch over parameters stacked along a seed axis, the seeds spread
+  over ``mesh``'s devices (axis ``"seeds"``), each device running its own
+  one after the other on the whole (replicated) data.
+
+  Args:
+    epoch: ``epoch(params, data) -> (params, stats)`` of one seed.
+    mesh: a 1-D mesh with axis ``"seeds"``. When the number of seeds is not
+      a multiple of its size, the last seed is repeated to fill the devices
+      and its copies are dropped from the result.
+
+  Returns:
+    ``epoch(stacked_params, data) -> (stacked_params, stacked_stats)``,
+    jit-compiled.
+  """
+  def local(params, data):
+    return jax.lax.map(lambda p: epoch(p, data), params)
+
+  spread = jax.shard_map(local, mesh=mesh, in_specs=(P(SEEDS), P()),
+                         out_specs=P(SEEDS), check_vma=False)
+
+  @jax.jit
+  def run(params, data):
+    seeds = jax.tree.leaves(params)[0].shape[0]
+    extra = -seeds % mesh.size
+    padded = jax.tree.map(
+        lambda x: jax.numpy.concatenate([x] + [x[-1:]] * extra), params)
+    return jax.tree.map(lambda x: x[:seeds], spread(padded, data))
+
+  return run

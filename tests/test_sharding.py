@@ -1,0 +1,154 @@
+"""Items and seeds over several devices equal one device.
+
+Each test runs in a subprocess started with ``--xla_force_host_platform_
+device_count`` (JAX fixes its devices when it starts)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(code: str, devices: int = 4, timeout: int = 900):
+  env = {**os.environ,
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                        capture_output=True, text=True, env=env, cwd=ROOT,
+                        timeout=timeout)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+PROBLEM = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import glocal_jax as gj
+from glocal_jax import representations as rep, ratings as rt, sharding
+rng = np.random.default_rng(0)
+m, n = 23, 17      # 23 items: no device count divides them
+R = (rng.integers(1, 6, (m, n)) * (rng.random((m, n)) < 0.35)).astype(float)
+R[-1] = 3          # the last item rated by everyone: the bottom border
+R[11:13] = 2       # dense rows across the middle, inside conv windows
+ratings = rt.from_dense(R)
+
+def problem(t, layers):
+  params = gj.init_params(jax.random.PRNGKey(1), m, n, hidden=(6, 4),
+                          n_dim=3, kernel_size=t, conv_layers=layers,
+                          dtype=jnp.float64)
+  for layer in params["autoencoder"]:
+    for k in ("u", "v"):
+      layer[k] = jnp.asarray(rng.normal(0, .3, layer[k].shape))
+  return params
+
+def f64(data):
+  return jax.tree.map(lambda x: x.astype(jnp.float64)
+                      if jnp.issubdtype(x.dtype, jnp.floating) else x, data)
+
+def gap(a, b):
+  return max(float(jnp.max(jnp.abs(x - y)))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+"""
+
+
+def test_losses_gradients_and_predictions_equal_one_device():
+  out = run(PROBLEM + """
+items, users = np.divmod(np.arange(m * n), n)
+fine = jax.jit(jax.value_and_grad(rep.finetune_loss), static_argnums=5)
+pre = jax.jit(jax.value_and_grad(rep.pretrain_loss))
+worst = 0.0
+# Two 3x3 layers: halos of 2 rows, windows that cross every shard border,
+# for each method on 2 and 4 devices; three 5x5 layers (halo 6, wider than
+# a 23 / 4 shard) with mean aggregation, sparse, on 4.
+cases = [(3, 2, "weighted", method, devices)
+         for method in ("dense", "blocked", "sparse") for devices in (2, 4)]
+for t, layers, aggregation, method, devices in cases + [
+    (5, 3, "mean", "sparse", 4)]:
+  params = problem(t, layers)
+  plan = rep.Plan(method, method, method, 3, 5)
+  one = f64(rep.prepare(ratings, plan, kernel_size=t, conv_layers=layers))
+  many = f64(sharding.prepare(ratings, plan, sharding.device_mesh(devices),
+                              kernel_size=t, conv_layers=layers))
+  worst = max(worst,
+              gap(fine(params, one, 2., .5, 1.5, aggregation),
+                  fine(params, many, 2., .5, 1.5, aggregation)),
+              gap(pre(params["autoencoder"], one, 2., .5),
+                  pre(params["autoencoder"], many, 2., .5)),
+              gap(rep.predict(params, one, items, users, True, 1.5,
+                              aggregation),
+                  rep.predict(params, many, items, users, True, 1.5,
+                              aggregation)))
+print(worst)
+""")
+  assert float(out.split()[-1]) < 1e-10
+
+
+def test_one_lbfgs_epoch_equals_one_device():
+  out = run(PROBLEM.replace('jax.config.update("jax_enable_x64", True)', "")
+            + """
+from glocal_jax import training
+config = gj.GLocalKConfig(hidden=(6, 4), n_dim=3, finetune_maxiter=4,
+                          optimizer="optax")
+params = training.init_params(config, jax.random.PRNGKey(0), m, n)
+epoch = training.make_epoch_fns(config)["finetune"]
+results = []
+for devices in (1, 2, 4):
+  mesh = sharding.device_mesh(devices) if devices > 1 else None
+  data = training.prepare(config.replace(representation="blocked",
+                                         block_size=4), ratings, mesh=mesh)
+  new, stats = epoch(params, data)
+  results.append((new, float(stats.loss)))
+print(max(gap(results[0][0], r[0]) for r in results[1:]),
+      max(abs(results[0][1] - r[1]) / results[0][1] for r in results[1:]))
+""")
+  params_gap, loss_gap = (float(x) for x in out.split()[-2:])
+  assert params_gap < 1e-4 and loss_gap < 1e-5
+
+
+@pytest.mark.parametrize("representation", ["dense", "blocked", "sparse"])
+def test_train_script_on_four_devices_equals_one(tmp_path, representation):
+  common = ["--dataset=synthetic", "--synthetic_items=61",
+            "--synthetic_users=40", "--synthetic_density=0.3", "--hidden=12",
+            "--n_dim=3", "--pretrain_epochs=2", "--finetune_epochs=2",
+            "--pretrain_maxiter=3", "--finetune_maxiter=3",
+            f"--representation={representation}", "--block_size=8",
+            "--compilation_cache=none", "--checkpoint_dir=none"]
+  out = {}
+  for devices in (1, 4):
+    proc = subprocess.run(
+        [sys.executable, "experiments/train.py", *common,
+         f"--devices={devices}", f"--output_dir={tmp_path / str(devices)}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=900,
+        env={**os.environ,
+             "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out[devices] = json.load(open(tmp_path / str(devices) / "metrics.json"))
+  assert out[4]["devices"] == 4 and out[1]["devices"] == 1
+  for block in ("best", "final"):
+    assert abs(out[4][block]["rmse"] - out[1][block]["rmse"]) < 1e-4
+
+
+def test_five_seeds_on_five_devices_equal_separate_runs():
+  out = run("""
+import jax, numpy as np
+import glocal_jax as gj
+from glocal_jax import data as gdata, experiment, sharding, training
+config = gj.GLocalKConfig(hidden=(12, 12), n_dim=3, pretrain_epochs=2,
+                          finetune_epochs=2, pretrain_maxiter=3,
+                          finetune_maxiter=3, optimizer="optax")
+data = gdata.synthetic(40, 30, density=0.4, rank=3, seed=5)
+seeds = [0, 1, 2, 3, 4]
+fns = training.make_epoch_fns(config, batched=True, seed_batching="devices",
+                              mesh=sharding.device_mesh(5, sharding.SEEDS))
+together = experiment.fit_seeds(config, data, seeds, log=lambda _: None,
+                                epoch_fns=fns)
+alone = [experiment.fit(config, data, s, log=lambda _: None)["best"]["rmse"]
+         for s in seeds]
+print(max(abs(a - t["best"]["rmse"])
+          for a, t in zip(alone, together["per_seed"])))
+""", devices=5)
+  assert float(out.split()[-1]) < 1e-4
