@@ -1,7 +1,7 @@
 r"""Benchmark: L-BFGS-B drivers and loss representations side by side.
 
   python experiments/benchmark.py --dataset=ml-100k \
-      --data_dir=../shared/data/ml-100k --drivers=jaxopt,scipy \
+      --data_dir=../shared/data/ml-100k --drivers=optax,jaxopt,scipy \
       --representations=dense,blocked,sparse --output_json=F
 
 Two modes:
@@ -57,8 +57,8 @@ flags.DEFINE_enum("mode", "schedule", ["schedule", "evaluation"],
                   "schedule: train the full schedule per driver and "
                   "representation; evaluation: time one loss-and-gradient "
                   "evaluation per phase and representation.")
-flags.DEFINE_list("drivers", ["jaxopt"], "Driver specs to compare "
-                  "(schedule mode).")
+flags.DEFINE_list("drivers", [gj.GLocalKConfig.optimizer],
+                  "Driver specs to compare (schedule mode).")
 flags.DEFINE_list("representations", ["auto"],
                   f"Of {list(representations.REPRESENTATIONS)}, or per "
                   "product, e.g. input=sparse:conv=dense:output=sparse.")
@@ -66,7 +66,7 @@ flags.DEFINE_integer("repeats", 5, "Timed evaluations per phase "
                      "(evaluation mode; the median is reported).")
 flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all rows).")
 flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one compiled "
-                     "program (jaxopt drivers); best/final RMSE are then the "
+                     "program (optax or jaxopt drivers); best/final RMSE are then the "
                      "means over seeds.")
 flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
                   "With --seeds > 1: vmap the seeds, or lax.map over them.")

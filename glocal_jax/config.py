@@ -27,8 +27,10 @@ class GLocalKConfig:
     pretrain_maxiter: L-BFGS-B iterations per pre-training epoch.
     finetune_maxiter: L-BFGS-B iterations per fine-tuning epoch.
     history_size: L-BFGS-B memory.
-    optimizer: ``"jaxopt"`` (compiled ``jaxopt.LBFGS``, the unbounded
-      L-BFGS-B), ``"jaxopt-lbfgsb"`` (``jaxopt.LBFGSB``) or ``"scipy"``.
+    optimizer: ``"optax"`` (compiled ``optax.lbfgs``, the default: fewest
+      evaluations per iteration, docs/optimizer.md), ``"jaxopt"`` (compiled
+      ``jaxopt.LBFGS``, the unbounded L-BFGS-B), ``"jaxopt-lbfgsb"``
+      (``jaxopt.LBFGSB``) or ``"scipy"`` (SciPy's L-BFGS-B on the host).
     local_kernel: False replaces the kernel layers by dense ones (I-AutoRec).
     representation: how the loss is computed on the ratings: ``"dense"``,
       ``"blocked"``, ``"sparse"``, one per product (e.g.
@@ -52,7 +54,7 @@ class GLocalKConfig:
   pretrain_maxiter: int = 5
   finetune_maxiter: int = 5
   history_size: int = 10
-  optimizer: str = "jaxopt"
+  optimizer: str = "optax"
   local_kernel: bool = True
   representation: str = "auto"
   block_size: int = 0

@@ -20,7 +20,7 @@ quasi-Newton direction.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -40,10 +40,46 @@ class EpochStats(NamedTuple):
     loss: loss at the returned parameters.
     evaluations: loss-and-gradient evaluations, the initial one included.
     iterations: L-BFGS-B iterations done.
+    grad: gradient at the returned parameters (a pytree like them), to
+      start the next epoch of the same loss with (:class:`EpochStart`).
   """
   loss: Any
   evaluations: Any
   iterations: Any
+  grad: Any
+
+
+class EpochStart(NamedTuple):
+  """The loss and gradient at an epoch's starting parameters, when known.
+
+  The schedule runs several fresh L-BFGS-B epochs of one loss back to back;
+  each starts where the last ended, whose loss and gradient its line search
+  has already computed. Passing them saves the epoch's initial evaluation.
+
+  Attributes:
+    value: loss at the parameters (scalar).
+    grad: gradient at the parameters (a pytree like them).
+    fresh: scalar bool: True ignores ``value`` and ``grad`` (placeholders of
+      the right shapes) and evaluates them, so that the first epoch of a
+      phase and the next ones run one compiled program. Keep it unbatched
+      under ``vmap`` (``in_axes=None``): a batched flag turns the
+      ``lax.cond`` on it into a select that always evaluates.
+  """
+  value: Any
+  grad: Any
+  fresh: Any
+
+  @classmethod
+  def unknown(cls, value: Any, params: Any) -> "EpochStart":
+    """A fresh start with zero placeholders shaped like ``value`` and
+    ``params`` (``value``: the loss's shape, e.g. ``()`` or ``(seeds,)``)."""
+    return cls(jnp.zeros(jnp.shape(value), jnp.float32),
+               jax.tree.map(jnp.zeros_like, params), np.True_)
+
+  @classmethod
+  def known(cls, stats: EpochStats) -> "EpochStart":
+    """The start of the epoch after the one that returned ``stats``."""
+    return cls(stats.loss, stats.grad, np.False_)
 
 
 EpochFn = Callable[..., tuple[Any, EpochStats]]
@@ -63,8 +99,10 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   (``-g / ||g||``), also as SciPy. The loss and gradient at the accepted
   step come out of the line search and are reused, so an iteration costs
   its line-search trials only: the initial evaluation of the epoch is done
-  once, before the loop, and no ``lax.cond`` picks between a stored and a
-  fresh gradient (which ``vmap`` would turn into evaluating both).
+  once, before the loop, or not at all when ``start`` brings the loss and
+  gradient at ``params`` (the previous epoch's last line-search values); no
+  per-iteration ``lax.cond`` picks between a stored and a fresh gradient
+  (which ``vmap`` would turn into evaluating both).
 
   Args:
     loss_fn: ``loss_fn(params, *args) -> scalar``.
@@ -77,7 +115,8 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     tol: stop early when the gradient's norm falls below it.
 
   Returns:
-    ``epoch(params, *args) -> (params, EpochStats)``, traceable (jit/vmap).
+    ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
+    (jit/vmap); ``start`` is an optional :class:`EpochStart`.
   """
   solver = optax.lbfgs(
       memory_size=history_size, scale_init_precond=scale_init_precond,
@@ -85,9 +124,17 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
           max_linesearch_steps=max_linesearch_steps, slope_rtol=slope_rtol,
           curv_rtol=curv_rtol, initial_guess_strategy="one"))
 
-  def epoch(params, *args):
+  def epoch(params, *args, start: Optional[EpochStart] = None):
     fn = lambda p: loss_fn(p, *args)
-    value, grad = jax.value_and_grad(fn)(params)
+    value_and_grad = lambda: jax.value_and_grad(fn)(params)
+    if start is None:
+      (value, grad), evaluated = value_and_grad(), 1
+    else:
+      dtype = jax.eval_shape(fn, params).dtype
+      value, grad = jax.lax.cond(
+          start.fresh, value_and_grad,
+          lambda: (jnp.asarray(start.value, dtype), start.grad))
+      evaluated = jnp.where(start.fresh, 1, 0)
 
     def cond(carry):
       _, _, _, grad, iterations, _ = carry
@@ -103,10 +150,10 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
               evaluations + search.info.num_linesearch_steps)
 
     init = (params, solver.init(params), value, grad, jnp.asarray(0),
-            jnp.asarray(1))
-    params, _, value, _, iterations, evaluations = jax.lax.while_loop(
+            jnp.asarray(evaluated))
+    params, _, value, grad, iterations, evaluations = jax.lax.while_loop(
         cond, body, init)
-    return params, EpochStats(value, evaluations, iterations)
+    return params, EpochStats(value, evaluations, iterations, grad)
 
   return epoch
 
@@ -154,7 +201,10 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     tol: stop early when the gradient's norm falls below it.
 
   Returns:
-    ``epoch(params, *args) -> (params, EpochStats)``, traceable (jit/vmap).
+    ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
+    (jit/vmap). ``start`` is accepted for a common interface and ignored:
+    jaxopt offers no public way to begin a run from a known loss and
+    gradient, so every epoch evaluates its starting point.
   """
   options = dict(fun=jax.value_and_grad(loss_fn), value_and_grad=True,
                  maxiter=maxiter, tol=tol, history_size=history_size,
@@ -169,7 +219,8 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   else:
     raise ValueError(f"solver must be 'lbfgs' or 'lbfgsb', got {solver!r}.")
 
-  def epoch(params, *args):
+  def epoch(params, *args, start: Optional[EpochStart] = None):
+    del start  # see above
     state = opt.init_state(params, *bounds, *args)
     if scale_first_step:
       gnorm = jnp.sqrt(sum(jnp.vdot(g, g) for g in jax.tree.leaves(state.grad)))
@@ -193,7 +244,8 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     # XLA removes it (docs/optimizer.md measures this): not an evaluation.
     evaluations = state.num_fun_eval - (state.iter_num if linesearch == "zoom"
                                         else 0)
-    return params, EpochStats(state.value, evaluations, state.iter_num)
+    return params, EpochStats(state.value, evaluations, state.iter_num,
+                              state.grad)
 
   return epoch
 
@@ -211,7 +263,8 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     history_size: L-BFGS-B memory (SciPy's ``maxcor``).
 
   Returns:
-    ``epoch(params, *args) -> (params, EpochStats)``.
+    ``epoch(params, *args, start=None) -> (params, EpochStats)``; ``start``
+    is ignored (``scipy.optimize.minimize`` takes no initial gradient).
   """
 
   @jax.jit
@@ -219,7 +272,8 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     value, grad = jax.value_and_grad(loss_fn)(params, *args)
     return value, ravel_pytree(grad)[0]
 
-  def epoch(params, *args):
+  def epoch(params, *args, start: Optional[EpochStart] = None):
+    del start  # see above
     flat, unravel = ravel_pytree(params)
     dtype = flat.dtype
 
@@ -231,7 +285,8 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
         fun, np.asarray(flat, np.float64), jac=True, method="L-BFGS-B",
         options={"maxiter": maxiter, "maxcor": history_size})
     return (unravel(jnp.asarray(res.x, dtype)),
-            EpochStats(res.fun, res.nfev, res.nit))
+            EpochStats(res.fun, res.nfev, res.nit,
+                       unravel(jnp.asarray(res.jac, dtype))))
 
   return epoch
 

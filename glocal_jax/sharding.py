@@ -27,7 +27,8 @@ hosts); the scripts write files from process 0 only.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+import functools
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
@@ -36,6 +37,7 @@ from jax.sharding import PartitionSpec as P
 
 from glocal_jax import blocked, sparse
 from glocal_jax import ratings as rt
+from glocal_jax.optim import EpochStart
 from glocal_jax.ratings import Ratings
 from glocal_jax.representations import ITEMS, Plan, TrainingData, build
 
@@ -121,33 +123,45 @@ def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
   return jax.device_put(stacked, NamedSharding(mesh, P(ITEMS)))
 
 
+def map_seeds(epoch: Callable, params: Any, data: Any,
+              start: EpochStart) -> Any:
+  """``epoch`` of one seed run over stacked seeds one after the other
+  (``lax.map``); ``start.fresh`` is shared by the seeds."""
+  def one(seed):
+    p, value, grad = seed
+    return epoch(p, data, start._replace(value=value, grad=grad))
+  return jax.lax.map(one, (params, start.value, start.grad))
+
+
 def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
   """An epoch over parameters stacked along a seed axis, the seeds spread
   over ``mesh``'s devices (axis ``"seeds"``), each device running its own
   one after the other on the whole (replicated) data.
 
   Args:
-    epoch: ``epoch(params, data) -> (params, stats)`` of one seed.
+    epoch: ``epoch(params, data, start) -> (params, stats)`` of one seed
+      (``start``: :class:`glocal_jax.optim.EpochStart`).
     mesh: a 1-D mesh with axis ``"seeds"``. When the number of seeds is not
       a multiple of its size, the last seed is repeated to fill the devices
       and its copies are dropped from the result.
 
   Returns:
-    ``epoch(stacked_params, data) -> (stacked_params, stacked_stats)``,
-    jit-compiled.
+    ``epoch(stacked_params, data, start) -> (stacked_params,
+    stacked_stats)``, jit-compiled; ``start`` holds stacked ``value`` and
+    ``grad`` and one ``fresh`` flag.
   """
-  def local(params, data):
-    return jax.lax.map(lambda p: epoch(p, data), params)
-
-  spread = jax.shard_map(local, mesh=mesh, in_specs=(P(SEEDS), P()),
-                         out_specs=P(SEEDS), check_vma=False)
+  spread = jax.shard_map(
+      functools.partial(map_seeds, epoch), mesh=mesh,
+      in_specs=(P(SEEDS), P(), EpochStart(P(SEEDS), P(SEEDS), P())),
+      out_specs=P(SEEDS), check_vma=False)
 
   @jax.jit
-  def run(params, data):
+  def run(params, data, start):
     seeds = jax.tree.leaves(params)[0].shape[0]
     extra = -seeds % mesh.size
-    padded = jax.tree.map(
-        lambda x: jax.numpy.concatenate([x] + [x[-1:]] * extra), params)
-    return jax.tree.map(lambda x: x[:seeds], spread(padded, data))
+    pad = lambda tree: jax.tree.map(
+        lambda x: jax.numpy.concatenate([x] + [x[-1:]] * extra), tree)
+    start = start._replace(value=pad(start.value), grad=pad(start.grad))
+    return jax.tree.map(lambda x: x[:seeds], spread(pad(params), data, start))
 
   return run

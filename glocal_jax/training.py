@@ -19,7 +19,7 @@ import numpy as np
 
 from glocal_jax import model, representations, sharding
 from glocal_jax.config import GLocalKConfig
-from glocal_jax.optim import EpochFn, lbfgsb_epoch
+from glocal_jax.optim import EpochFn, EpochStart, lbfgsb_epoch
 from glocal_jax.ratings import Ratings
 from glocal_jax.representations import TrainingData
 
@@ -244,16 +244,21 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
         params) else 1
     data = prepare(config, data, copies)
   epoch_fns = epoch_fns or make_epoch_fns(config)
+  seeds = (params["autoencoder"][-1]["b"].shape[:1] if _is_stacked(params)
+           else ())
   history = []
+  known = None  # (phase, EpochStart) after an epoch: its end is the next start
   for phase, epoch in schedule(config, start):
     if max_epochs is not None and len(history) >= max_epochs:
       break
     fn = epoch_fns[phase]
     tree = params["autoencoder"] if phase == "pretrain" else params
-    compile_seconds = fn.compile(tree, data) if isinstance(
+    begin = (known[1] if known is not None and known[0] == phase
+             else EpochStart.unknown(jnp.zeros(seeds), tree))
+    compile_seconds = fn.compile(tree, data, begin) if isinstance(
         fn, CompiledEpoch) else 0.0
     tic = time.perf_counter()
-    new_tree, stats = fn(tree, data)
+    new_tree, stats = fn(tree, data, begin)
     new_params = ({**params, "autoencoder": new_tree} if phase == "pretrain"
                   else new_tree)
     loss = np.asarray(stats.loss)
@@ -262,6 +267,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
           "non-finite; lower the regularisers' scale or check the data.")
     params = new_params
+    known = (phase, EpochStart.known(stats))
     record = EpochRecord(phase, epoch, loss.tolist(),
                          np.asarray(stats.evaluations).tolist(),
                          np.asarray(stats.iterations).tolist(),
@@ -317,7 +323,7 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
   Args:
     config: the run's configuration (driver, iterations, losses).
     batched: run the epochs over parameters stacked along a leading axis
-      (several seeds as one compiled program; jaxopt drivers only).
+      (several seeds as one compiled program; JAX drivers only).
     seed_batching: how a batched epoch runs its seeds: ``"vmap"`` (one
       vectorised program) or ``"map"`` (``lax.map``: one seed after the
       other inside the compiled program, which avoids the both-branches cost
@@ -326,9 +332,16 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       devices, :func:`glocal_jax.sharding.seeds_on_devices`).
     mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
     **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
+
+  Returns:
+    ``{"pretrain": fn, "finetune": fn}``, each
+    ``fn(params, data, start) -> (params, EpochStats)`` with ``start`` an
+    :class:`glocal_jax.optim.EpochStart` (stacked ``value`` and ``grad``,
+    one ``fresh`` flag, when batched).
   """
   if batched and config.optimizer == "scipy":
-    raise ValueError("batched (vmapped) seeds need a jaxopt driver, not scipy.")
+    raise ValueError("batched (vmapped) seeds need a JAX driver (optax or "
+                     "jaxopt), not scipy.")
   if seed_batching not in SEED_BATCHING:
     raise ValueError(f"seed_batching must be one of {SEED_BATCHING}, got "
                      f"{seed_batching!r}.")
@@ -337,18 +350,18 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
   fns = {}
   for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
                          ("finetune", finetune_loss_fn(config))):
-    fn = lbfgsb_epoch(config.optimizer, loss_fn,
-                      getattr(config, f"{phase}_maxiter"), config.history_size,
-                      **options)
-    if batched and seed_batching == "vmap":
-      fn = jax.jit(jax.vmap(fn, in_axes=(0, None)))
-    elif batched and seed_batching == "devices":
-      fn = sharding.seeds_on_devices(fn, mesh)
-    elif batched:
-      fn = jax.jit(functools.partial(_map_seeds, fn))
+    base = lbfgsb_epoch(config.optimizer, loss_fn,
+                        getattr(config, f"{phase}_maxiter"),
+                        config.history_size, **options)
+    one = lambda params, data, start, base=base: base(params, data,
+                                                      start=start)
+    if not batched:
+      fn = jax.jit(one) if hasattr(base, "lower") else one
+    elif seed_batching == "vmap":
+      fn = jax.jit(jax.vmap(one, in_axes=(0, None, EpochStart(0, 0, None))))
+    elif seed_batching == "devices":
+      fn = sharding.seeds_on_devices(one, mesh)
+    else:
+      fn = jax.jit(functools.partial(sharding.map_seeds, one))
     fns[phase] = CompiledEpoch(fn) if hasattr(fn, "lower") else fn
   return fns
-
-
-def _map_seeds(fn, params, data):
-  return jax.lax.map(lambda p: fn(p, data), params)

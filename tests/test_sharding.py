@@ -90,7 +90,8 @@ print(worst)
 def test_one_lbfgs_epoch_equals_one_device():
   out = run(PROBLEM.replace('jax.config.update("jax_enable_x64", True)', "")
             + """
-from glocal_jax import training
+import jax.numpy as jnp
+from glocal_jax import optim, training
 config = gj.GLocalKConfig(hidden=(6, 4), n_dim=3, finetune_maxiter=4,
                           optimizer="optax")
 params = training.init_params(config, jax.random.PRNGKey(0), m, n)
@@ -100,7 +101,8 @@ for devices in (1, 2, 4):
   mesh = sharding.device_mesh(devices) if devices > 1 else None
   data = training.prepare(config.replace(representation="blocked",
                                          block_size=4), ratings, mesh=mesh)
-  new, stats = epoch(params, data)
+  new, stats = epoch(params, data,
+                     optim.EpochStart.unknown(jnp.zeros(()), params))
   results.append((new, float(stats.loss)))
 print(max(gap(results[0][0], r[0]) for r in results[1:]),
       max(abs(results[0][1] - r[1]) / results[0][1] for r in results[1:]))

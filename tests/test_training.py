@@ -1,5 +1,7 @@
 """L-BFGS-B drivers and the training schedule on small problems."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import optim, training
+from glocal_jax import optim, sharding, training
 
 SMALL = dict(hidden=(16, 16), n_dim=3, pretrain_epochs=4, finetune_epochs=3,
              pretrain_maxiter=5, finetune_maxiter=5)
@@ -43,6 +45,36 @@ def test_epoch_vmap_equals_loop(make_epoch):
     np.testing.assert_allclose(batched["x"][i], single["x"], rtol=1e-5,
                                atol=1e-6)
     assert int(stats.evaluations[i]) == int(single_stats.evaluations)
+
+
+@pytest.mark.parametrize("batching", ["none", "vmap", "map"])
+def test_known_start_saves_the_initial_evaluation(batching):
+  """An epoch started from the previous epoch's end (EpochStart.known)
+  returns the parameters that a fresh evaluation there returns, one
+  evaluation cheaper, and its stats carry the gradient at its end."""
+  scale = jnp.linspace(1.0, 20.0, 30)
+  epoch = optim.optax_lbfgs_epoch(quadratic, maxiter=3)
+  one = lambda p, s, start: epoch(p, s, start=start)
+  grad = jax.grad(quadratic)
+  params = {"x": jnp.zeros(30), "y": jnp.ones(4)}
+  seeds = ()
+  if batching != "none":
+    params = jax.tree.map(lambda x: jnp.stack([x, 2 * x + 0.5]), params)
+    seeds = (2,)
+    grad = jax.vmap(grad, in_axes=(0, None))
+  run = {"none": jax.jit(one),
+         "vmap": jax.jit(jax.vmap(one, in_axes=(0, None, optim.EpochStart(
+             0, 0, None)))),
+         "map": jax.jit(functools.partial(sharding.map_seeds, one))}[batching]
+  fresh = lambda p: optim.EpochStart.unknown(jnp.zeros(seeds), p)
+  first, stats = run(params, scale, fresh(params))
+  warm, warm_stats = run(first, scale, optim.EpochStart.known(stats))
+  cold, cold_stats = run(first, scale, fresh(first))
+  np.testing.assert_allclose(warm["x"], cold["x"], rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(warm_stats.evaluations) + 1,
+                                cold_stats.evaluations)
+  np.testing.assert_allclose(stats.grad["x"], grad(first, scale)["x"],
+                             rtol=1e-5, atol=1e-6)
 
 
 def rosenbrock(params):
