@@ -31,6 +31,7 @@ A driver spec may carry jaxopt options after colons, e.g.
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -48,7 +49,7 @@ import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
 from reporting import pyplot, write_json
-from glocal_jax import experiment, flops, representations, sharding
+from glocal_jax import experiment, flops, optim, representations, sharding
 from glocal_jax import training
 
 cli.define_data_flags()
@@ -144,11 +145,13 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   except (TypeError, ValueError) as e:
     cli.fail(f"driver {spec!r}: {e}")
   params0 = initial_params(config, data.shape)
+  losses = jax.numpy.zeros((FLAGS.seeds,) if FLAGS.seeds > 1 else ())
   first = {}  # warm-up: compile (and run once) each phase's epoch
   for phase, tree in (("pretrain", params0["autoencoder"]),
                       ("finetune", params0)):
     tic = time.perf_counter()
-    jax.block_until_ready(fns[phase](tree, train_data))
+    jax.block_until_ready(fns[phase](
+        tree, train_data, optim.EpochStart.unknown(losses, tree)))
     first[phase] = time.perf_counter() - tic
 
   def callback(record, params):
@@ -260,11 +263,19 @@ def isolated_row(spec: str, representation: str) -> dict:
         result = json.load(f)
       return {**result["rows"][0], "provenance": result["provenance"]}
   reason = (f"killed by signal {-proc.returncode} (out of memory?)"
-            if proc.returncode < 0 else
-            (proc.stderr.strip().splitlines() or ["failed"])[-1])
+            if proc.returncode < 0 else last_error(proc.stderr))
   print(f"-- {spec} {representation}: {reason}", flush=True)
   return {"driver": spec, "representation": representation,
           "error": reason}
+
+
+def last_error(stderr: str) -> str:
+  """The last ``SomeError: message`` line of a traceback (JAX appends a
+  note about filtered frames after it), else the last line."""
+  lines = stderr.strip().splitlines() or ["failed"]
+  errors = [line for line in lines
+            if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line)]
+  return (errors or lines)[-1]
 
 
 COLUMNS = {

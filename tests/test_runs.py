@@ -204,6 +204,27 @@ TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
         "--pretrain_maxiter=2", "--finetune_maxiter=2", "--optimizer=scipy"]
 
 
+def test_benchmark_script_compares_drivers(tmp_path):
+  """Each driver's row: 2 + 2 epochs of 2 iterations each; every epoch's
+  start is evaluated once except where optax takes it from the previous
+  epoch of its phase (the second epoch of each phase)."""
+  out = tmp_path / "bench.json"
+  proc = run_script("benchmark.py", *TINY[:-1], "--pretrain_epochs=2",
+                    "--finetune_epochs=2", "--drivers=optax,jaxopt,scipy",
+                    "--noisolate", f"--output_json={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.load(open(out))
+  assert_provenance(result["provenance"], "benchmark.py")
+  rows = {r["driver"]: r for r in result["rows"]}
+  assert all("error" not in r for r in rows.values()), rows
+  fresh_starts = {"optax": 2, "jaxopt": 4}
+  for driver, starts in fresh_starts.items():
+    assert rows[driver]["iterations"] == 8
+    assert rows[driver]["evaluations"] >= 8 + starts
+    assert 0 < rows[driver]["best_rmse"] < 5
+  assert rows["scipy"]["evaluations"] >= rows["scipy"]["iterations"] + 4
+
+
 @pytest.mark.parametrize("flag,message", [
     ("--pretrain_epochs=-1", "pretrain_epochs must be non-negative"),
     ("--finetune_epochs=0", "finetune_epochs must be positive"),
