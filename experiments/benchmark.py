@@ -67,10 +67,10 @@ flags.DEFINE_integer("repeats", 5, "Timed evaluations per phase "
                      "(evaluation mode; the median is reported).")
 flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all rows).")
 flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one compiled "
-                     "program (optax or jaxopt drivers); best/final RMSE are then the "
-                     "means over seeds.")
-flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
-                  "With --seeds > 1: vmap the seeds, or lax.map over them.")
+                     "program (optax or jaxopt drivers); best/final RMSE "
+                     "are then the means over seeds.")
+flags.DEFINE_enum("seed_batching", "map", ["map", "vmap"],
+                  "With --seeds > 1: lax.map over the seeds, or vmap them.")
 flags.DEFINE_bool("isolate", True, "Run each row in a fresh process, so that "
                   "its peak memory is its own.")
 flags.DEFINE_string("output_json", None, "Write the table here as JSON.")

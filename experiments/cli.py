@@ -324,9 +324,10 @@ def define_sweep_flags() -> None:
                      "Share of training ratings held out (validation "
                      "protocol).")
   flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
-  flags.DEFINE_enum("seed_batching", "vmap", ["vmap", "map"],
-                    "Seeds as one jax.vmap-ed program, or lax.map over them "
-                    "inside one program (docs/optimizer.md).")
+  flags.DEFINE_enum("seed_batching", "map", ["map", "vmap"],
+                    "Seeds one after the other (lax.map) inside one "
+                    "program, or as one jax.vmap-ed program "
+                    "(docs/optimizer.md).")
   flags.DEFINE_string("output_dir", None, "Where the JSON/CSV/PNG go.")
 
 

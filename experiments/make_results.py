@@ -407,7 +407,7 @@ def peer_section(out):
         ["run", "process seconds", "own seconds", "best RMSE",
          "evaluations", "note"],
         [["peer_torch.py", p["process_seconds"], p.get("seconds"),
-          p.get("best_rmse"), p.get("evaluations"),
+          p.get("best_rmse"), p.get("evals"),
           "its seconds exclude imports and data loading"],
          ["train.py", o["process_seconds"], o["seconds"], o["best_rmse"],
           o["evaluations"],
@@ -415,6 +415,28 @@ def peer_section(out):
           f"training, {o['evaluation_seconds']:.1f}s evaluating, "
           f"{o['compile_seconds']:.1f}s compiling"]]) + "\n",
         f"Speed-up of the whole process: {r.data['speedup']}x.\n"])
+
+
+def parse_section(out):
+  """Loading large rating files (``experiments/parse_benchmark.py``)."""
+  files = results("parse_*.json")
+  if not files:
+    return
+  out.append("## Loading large rating files "
+             "(`experiments/parse_benchmark.py`)\n")
+  out.append("An ML-20M-format ratings.csv loaded by "
+             "`glocal_jax.data.load_dataset(\"ml-20m\", DIR)`, each load in a "
+             "fresh process: the first parses the text and writes the cache, "
+             "the second reads the cache.\n")
+  for r in files:
+    d = r.data
+    render(out, r, [
+        f"{d['lines']} ratings, {d['file_bytes'] / 2**20:.0f} MiB of text.\n",
+        table(["load", "seconds", "process seconds", "peak RSS GiB",
+               "ratings"],
+              [[name, load["seconds"], load["process_seconds"],
+                round(load["peak_rss_bytes"] / 2**30, 2), load["ratings"]]
+               for name, load in d["loads"].items()]) + "\n"])
 
 
 def tests_section(out):
@@ -460,6 +482,7 @@ def main(argv):
   input_scale_section(out)
   scaling_section(out)
   peer_section(out)
+  parse_section(out)
   if results("tests_*.json"):
     out.append("## The test suite (`experiments/time_tests.py`)\n")
     tests_section(out)

@@ -346,12 +346,13 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
               log: Callable[[str], None] = print,
               epoch_fns: Optional[dict] = None,
               params=None, start: tuple[str, int] = ("pretrain", 0)) -> dict:
-  """Trains ``len(seeds)`` seeds as one vmapped, compiled program.
+  """Trains ``len(seeds)`` seeds as one compiled program.
 
   Seed ``s`` starts from ``jax.random.PRNGKey(s)``, as :func:`fit` does.
-  ``epoch_fns`` may come from ``make_epoch_fns(config, batched=True,
-  seed_batching="map")`` to run the seeds one after the other inside the
-  program instead (see docs/optimizer.md). ``params`` (stacked over seeds)
+  By default the seeds run one after the other inside the program
+  (``lax.map``); ``epoch_fns`` may come from ``make_epoch_fns(config,
+  batched=True, seed_batching="vmap")`` to vectorise them instead (see
+  docs/optimizer.md). ``params`` (stacked over seeds)
   and ``start`` continue a schedule, e.g. from :func:`pretrain_snapshots`;
   the history then holds the epochs run here only.
 

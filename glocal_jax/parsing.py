@@ -74,6 +74,19 @@ def _split_lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray,
   return starts[keep], ends[keep], numbers
 
 
+def _read_lines(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                    np.ndarray]:
+  """The file's bytes and :func:`_split_lines` of them; an empty file or
+  one of blank lines is an error."""
+  with open(path, "rb") as f:
+    data = _check_encoding(f.read(), path)
+  buf = np.frombuffer(data, np.uint8)
+  starts, ends, numbers = _split_lines(buf)
+  if starts.size == 0:
+    raise ParseError(f"{path}: no ratings (the file is empty).")
+  return buf, starts, ends, numbers
+
+
 def _delimiter_spans(buf: np.ndarray, delimiter: str
                      ) -> tuple[np.ndarray, np.ndarray]:
   """``(begin, end)`` byte ranges of every delimiter occurrence, in order."""
@@ -233,12 +246,7 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
   Raises:
     ParseError: naming the file and line.
   """
-  with open(path, "rb") as f:
-    data = _check_encoding(f.read(), path)
-  buf = np.frombuffer(data, np.uint8)
-  starts, ends, numbers = _split_lines(buf)
-  if starts.size == 0:
-    raise ParseError(f"{path}: no ratings (the file is empty).")
+  buf, starts, ends, numbers = _read_lines(path)
   first_line = bytes(buf[starts[0]:ends[0]])
   if delimiter is None:
     try:
@@ -307,12 +315,7 @@ def read_netflix(path: str, with_ratings: bool = True) -> Table:
     :class:`Table` with columns ``[customer ids, movie ids]`` and, with
     ratings, ``ratings`` (float64); ``lines`` are the data lines' numbers.
   """
-  with open(path, "rb") as f:
-    data = _check_encoding(f.read(), path)
-  buf = np.frombuffer(data, np.uint8)
-  starts, ends, numbers = _split_lines(buf)
-  if starts.size == 0:
-    raise ParseError(f"{path}: no ratings (the file is empty).")
+  buf, starts, ends, numbers = _read_lines(path)
   is_header = buf[ends - 1] == ord(":")
   headers = np.flatnonzero(is_header)
   rows = np.flatnonzero(~is_header)

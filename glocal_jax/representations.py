@@ -130,12 +130,13 @@ class TrainingData:
 # --- Choosing a plan. ---
 
 # Measured on the 2-core CPU at the ML-1M shape (docs/scaling.md,
-# results/scaling_cpu_calibration.json): below these densities a sparse
-# product is faster than a dense one (the first layer on R and the output
-# layer at the observed entries: ~5%; the first layer on R_hat at its
-# support: ~8%). Not measured on GPUs, where the dense products run on
+# results/scaling_cpu_calibration.json): below these densities sparse
+# products are faster than dense ones, over a schedule with twice as many
+# fine-tuning as pre-training evaluations (the first layer on R and the
+# output layer at the observed entries: ~3%; the first layer on R_hat at
+# its support: ~8%). Not measured on GPUs, where the dense products run on
 # tensor cores: there, no product is sparse.
-SPARSE_BREAK_EVEN = {"cpu": {"input": 0.05, "conv": 0.08, "output": 0.05}}
+SPARSE_BREAK_EVEN = {"cpu": {"input": 0.03, "conv": 0.08, "output": 0.03}}
 # Bytes per (m, n) cell of each product's dense working set, float32
 # (from the peak memory of the dense and blocked rows, docs/scaling.md),
 # and per (B, n) cell of a block.

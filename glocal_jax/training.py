@@ -315,7 +315,7 @@ class CompiledEpoch:
 
 
 def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
-                   seed_batching: str = "vmap",
+                   seed_batching: str = "map",
                    mesh: Optional[jax.sharding.Mesh] = None, **options
                    ) -> dict[str, EpochFn]:
   """The pre-training and fine-tuning epochs of ``config``'s driver.
@@ -324,12 +324,12 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
     config: the run's configuration (driver, iterations, losses).
     batched: run the epochs over parameters stacked along a leading axis
       (several seeds as one compiled program; JAX drivers only).
-    seed_batching: how a batched epoch runs its seeds: ``"vmap"`` (one
-      vectorised program) or ``"map"`` (``lax.map``: one seed after the
-      other inside the compiled program, which avoids the both-branches cost
-      of jaxopt's line-search ``lax.cond`` under ``vmap``; see
-      docs/optimizer.md) or ``"devices"`` (the seeds spread over ``mesh``'s
-      devices, :func:`glocal_jax.sharding.seeds_on_devices`).
+    seed_batching: how a batched epoch runs its seeds: ``"map"`` (the
+      default: ``lax.map``, one seed after the other inside the compiled
+      program), ``"vmap"`` (one vectorised program; slower than ``"map"``
+      on the CPU, docs/optimizer.md) or
+      ``"devices"`` (the seeds spread over ``mesh``'s devices,
+      :func:`glocal_jax.sharding.seeds_on_devices`).
     mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
     **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
 

@@ -201,6 +201,12 @@ def test_choose_plan_rule():
   # ML-100K on a CPU: dense fits and no product is below break-even.
   plan = rep.choose_plan((1682, 943), 80000, platform="cpu", **common)
   assert plan.name == "dense"
+  # ML-1M (4.5%): above the input/output break-even, and the support too.
+  plan = rep.choose_plan((3706, 6040), 900_188, platform="cpu", **common)
+  assert plan.name == "dense"
+  # 0.45% of ML-1M's cells: the 3x3 support ~4%, below 8%: all sparse.
+  plan = rep.choose_plan((3706, 6040), 100_000, platform="cpu", **common)
+  assert plan.name == "sparse"
   # ML-10M shape: 1.3% observed, the 3x3 support ~11%: sparse input and
   # output, blocked convolution.
   plan = rep.choose_plan((10677, 69878), 9_000_000, platform="cpu", **common)

@@ -204,6 +204,28 @@ TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
         "--pretrain_maxiter=2", "--finetune_maxiter=2", "--optimizer=scipy"]
 
 
+def test_parse_benchmark_loads_what_it_wrote(tmp_path):
+  out = tmp_path / "parse.json"
+  proc = run_script("parse_benchmark.py", "--lines=3000", "--users=90",
+                    "--movies=70", f"--work_dir={tmp_path / 'data'}",
+                    f"--output_json={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.load(open(out))
+  assert_provenance(result["provenance"], "parse_benchmark.py")
+  # An independent reading of the file written: distinct pairs, sorted.
+  table = np.loadtxt(tmp_path / "data" / "ratings.csv", delimiter=",",
+                     skiprows=1)
+  assert table.shape == (3000, 4)
+  assert len({(u, m) for u, m in table[:, :2].tolist()}) == 3000
+  assert np.all(np.diff(table[:, 0]) >= 0)
+  assert set(np.unique(table[:, 2] * 2)) <= set(range(1, 11))
+  for load in result["loads"].values():
+    assert load["ratings"] == 3000 and load["peak_rss_bytes"] > 0
+    assert load["shape"] == [len(np.unique(table[:, 1])),
+                             len(np.unique(table[:, 0]))]
+  assert (tmp_path / "data").is_dir()
+
+
 def test_benchmark_script_compares_drivers(tmp_path):
   """Each driver's row: 2 + 2 epochs of 2 iterations each; every epoch's
   start is evaluated once except where optax takes it from the previous

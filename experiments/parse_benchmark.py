@@ -1,0 +1,126 @@
+r"""Loading a large ratings file: parse time and peak memory, then the cache.
+
+  python experiments/parse_benchmark.py --lines=20000263 --output_json=F
+
+Writes an ML-20M-format ``ratings.csv`` (header ``userId,movieId,rating,
+timestamp``; ``--lines`` ratings of distinct (user, movie) pairs, sorted by
+user then movie as GroupLens ships it; half-star ratings; ML-20M's user and
+movie counts) into ``--work_dir`` (a temporary folder by default), then
+loads it with ``glocal_jax.data.load_dataset("ml-20m", DIR)`` twice, each
+time in a fresh process: the first parses the text and writes the cache
+beside it, the second reads the cache. Records each load's seconds and the
+process's peak resident memory, the ratings loaded (checked against the
+lines written), and the provenance.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import numpy as np
+
+import cli  # pylint: disable=g-import-not-at-top
+from provenance import provenance
+from reporting import write_json
+
+flags.DEFINE_integer("lines", 20_000_263, "Ratings to write (ML-20M has "
+                     "20,000,263).")
+flags.DEFINE_integer("users", 138_493, "Distinct users (ML-20M's count).")
+flags.DEFINE_integer("movies", 26_744, "Distinct movies (ML-20M's count).")
+flags.DEFINE_integer("seed", 0, "Seed of the synthetic ratings.")
+flags.DEFINE_string("work_dir", None, "Folder for ratings.csv and its cache "
+                    "(default: a temporary folder, removed afterwards).")
+flags.DEFINE_string("output_json", None, "Where the timings go.")
+FLAGS = flags.FLAGS
+
+# One load in a fresh process: its seconds, peak RSS and what it loaded.
+_LOAD = """
+import json, resource, sys, time
+from glocal_jax import data
+tic = time.perf_counter()
+d = data.load_dataset("ml-20m", sys.argv[1])
+seconds = time.perf_counter() - tic
+print(json.dumps({
+    "seconds": round(seconds, 2),
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "ratings": int(d.train.count() + d.test.count()), "shape": list(d.shape)}))
+"""
+
+
+def write_ratings(path: str, lines: int, users: int, movies: int,
+                  seed: int) -> None:
+  """``lines`` distinct (user, movie) ratings in ML-20M's format, written in
+  chunks; movie ids are spread over 1..131262 as ML-20M's are."""
+  if lines > users * movies:
+    cli.fail(f"--lines={lines} exceeds --users x --movies.")
+  rng = np.random.default_rng(seed)
+  cells = np.unique(rng.integers(0, users * movies, int(lines * 1.01) + 10))
+  while cells.size < lines:  # rare: too many collisions
+    cells = np.unique(np.concatenate(
+        [cells, rng.integers(0, users * movies, lines - cells.size + 10)]))
+  cells = np.sort(rng.choice(cells, lines, replace=False))
+  movie_ids = np.sort(rng.choice(131_262, movies, replace=False)) + 1
+  with open(path, "w") as f:
+    f.write("userId,movieId,rating,timestamp\n")
+    for chunk in np.array_split(cells, max(1, lines // 1_000_000)):
+      user = chunk // movies + 1
+      movie = movie_ids[chunk % movies]
+      stars = rng.integers(1, 11, chunk.size) / 2
+      stamp = rng.integers(789_652_009, 1_427_784_002, chunk.size)
+      f.write("".join(f"{u},{m},{r:.1f},{t}\n" for u, m, r, t in zip(
+          user.tolist(), movie.tolist(), stars.tolist(), stamp.tolist())))
+
+
+def timed_load(data_dir: str) -> dict:
+  tic = time.perf_counter()
+  proc = subprocess.run([sys.executable, "-c", _LOAD, data_dir],
+                        capture_output=True, text=True, check=False)
+  if proc.returncode != 0:
+    cli.fail(f"loading {data_dir} failed: {proc.stderr.strip()[-2000:]}")
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  out["process_seconds"] = round(time.perf_counter() - tic, 2)
+  return out
+
+
+def main(argv):
+  del argv
+  if FLAGS.output_json:
+    cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
+  if FLAGS.lines <= 0:
+    cli.fail("--lines must be positive.")
+  work = FLAGS.work_dir or tempfile.mkdtemp(prefix="parse_benchmark_")
+  os.makedirs(work, exist_ok=True)
+  path = os.path.join(work, "ratings.csv")
+  try:
+    tic = time.perf_counter()
+    write_ratings(path, FLAGS.lines, FLAGS.users, FLAGS.movies, FLAGS.seed)
+    print(f"wrote {FLAGS.lines} ratings ({os.path.getsize(path)} bytes) in "
+          f"{time.perf_counter() - tic:.1f} s", flush=True)
+    loads = {"first (parse, write cache)": timed_load(work),
+             "second (cache)": timed_load(work)}
+    for name, load in loads.items():
+      print(f"{name}: {load['seconds']} s, peak RSS "
+            f"{load['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
+      if load["ratings"] != FLAGS.lines:
+        cli.fail(f"{name} load returned {load['ratings']} ratings, not the "
+                 f"{FLAGS.lines} written.")
+    result = {"provenance": provenance(), "lines": FLAGS.lines,
+              "file_bytes": os.path.getsize(path), "loads": loads}
+  finally:
+    if FLAGS.work_dir is None:
+      shutil.rmtree(work, ignore_errors=True)
+  if FLAGS.output_json:
+    write_json(FLAGS.output_json, result)
+    print(f"wrote {FLAGS.output_json}")
+
+
+if __name__ == "__main__":
+  app.run(main)
