@@ -231,7 +231,8 @@ def scaling_section(out):
                                             "representation")) + "\n"]
     path = os.path.join(FLAGS.results_dir, r.name[:-5] + ".png")
     if os.path.exists(path):
-      lines.append(f"![{r.name[:-5]}]({os.path.relpath(path, ROOT)})\n")
+      # From the repository's root, so that the link works in docs/ too.
+      lines.append(f"![{r.name[:-5]}](/{os.path.relpath(path, ROOT)})\n")
     render(out, r, lines)
 
 

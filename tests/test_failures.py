@@ -1,0 +1,155 @@
+"""What a user gets from bad input and long runs: a clear message, an exit
+status of 2, no traceback, and no lost or silently wrong result."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from glocal_jax import data as gdata
+from glocal_jax import experiment
+from glocal_jax.config import GLocalKConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
+        "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
+        "--pretrain_epochs=1", "--finetune_epochs=2", "--pretrain_maxiter=2",
+        "--finetune_maxiter=2", "--compilation_cache=none"]
+
+
+def run_script(name, *args):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", name), *args],
+      capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def assert_clear_failure(proc, message):
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert message in proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_dir_fails_before_any_work(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  proc = run_script("train.py", *TINY, f"--output_dir={blocker / 'out'}")
+  assert_clear_failure(proc, "cannot write results to")
+  assert "epoch" not in proc.stdout  # nothing was trained
+
+
+def test_resume_on_other_data_is_refused_naming_both(tmp_path):
+  ckpt = tmp_path / "ckpt"
+  first = run_script("train.py", *TINY, f"--output_dir={tmp_path / 'a'}",
+                     f"--checkpoint_dir={ckpt}", "--stop_after=2")
+  assert first.returncode == 0, first.stderr[-2000:]
+  before = (ckpt / "checkpoint.npz").read_bytes()
+  # Same shape and preset, other ratings.
+  other = run_script("train.py", *TINY, "--synthetic_rank=3",
+                     f"--output_dir={tmp_path / 'b'}",
+                     f"--checkpoint_dir={ckpt}", "--resume")
+  assert_clear_failure(other, "was trained on")
+  assert other.stderr.count("30 x 20") == 2  # both data sets described
+  assert (ckpt / "checkpoint.npz").read_bytes() == before  # untouched
+
+
+def test_no_training_ratings_is_refused(tmp_path):
+  ratings = np.full((4, 5), 3.0)
+  with h5py.File(tmp_path / "training_test_dataset.mat", "w") as f:
+    f["M"], f["Otraining"] = ratings, np.zeros((4, 5))
+    f["Otest"] = np.eye(4, 5)
+  with pytest.raises(gdata.DataFormatError, match="no training ratings"):
+    gdata.load_douban(str(tmp_path))
+
+
+def test_douban_overlap_and_non_integer_ratings_are_refused(tmp_path):
+  path = tmp_path / "training_test_dataset.mat"
+  with h5py.File(path, "w") as f:
+    f["M"], f["Otraining"], f["Otest"] = (np.full((4, 5), 3.0), np.eye(4, 5),
+                                          np.eye(4, 5))
+  with pytest.raises(gdata.DataFormatError, match="both"):
+    gdata.load_douban(str(tmp_path))
+  with h5py.File(path, "w") as f:
+    f["M"], f["Otraining"] = np.full((4, 5), 3.5), np.eye(4, 5)
+    f["Otest"] = np.roll(np.eye(4, 5), 1, axis=1)
+  with pytest.raises(gdata.DataFormatError, match="3.5"):
+    gdata.load_douban(str(tmp_path))
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--kernel_size=31", "larger than the 30 x 20"),
+    ("--hidden=200000,200000", "training needs about"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_work(tmp_path, flag,
+                                                       message):
+  proc = run_script("train.py", *TINY, flag, f"--output_dir={tmp_path}")
+  assert_clear_failure(proc, message)
+  assert not (tmp_path / "metrics.json").exists()
+
+
+def test_non_finite_numbers_become_null_with_a_reason(tmp_path):
+  path = tmp_path / "out.json"
+  nulls = reporting.write_json(str(path), {"ndcg": math.nan, "rmse": 0.9,
+                                           "per_seed": [1.0, math.inf]})
+
+  def refuse(constant):
+    raise AssertionError(f"non-standard JSON constant {constant}")
+
+  written = json.loads(path.read_text(), parse_constant=refuse)
+  assert written["ndcg"] is None and written["per_seed"] == [1.0, None]
+  assert written["rmse"] == 0.9
+  assert set(written["nulls"]) == set(nulls) and len(nulls) == 2
+
+
+@pytest.mark.parametrize("script,own_flags", [
+    ("train.py", ["--dataset", "--data_dir", "--hidden", "--output_dir",
+                  "--resume", "--devices"]),
+    ("table1.py", ["--datasets", "--seeds", "--output_dir", "--models"]),
+    ("input_scale.py", ["--datasets", "--seeds", "--output_dir",
+                        "--variants"]),
+    ("benchmark.py", ["--drivers", "--representations", "--dataset"]),
+])
+def test_help_lists_every_flag_the_script_reads(script, own_flags):
+  proc = run_script(script, "--help")  # absl exits with 1 after --help
+  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  for flag in own_flags:
+    assert f"{flag}:" in proc.stdout or f"--[no]{flag[2:]}:" in proc.stdout, (
+        flag)
+  if script == "train.py":  # preset defaults are shown
+    assert "Default: the dataset's preset" in proc.stdout
+
+
+def test_eta_comes_from_measured_seconds_per_iteration():
+  config = GLocalKConfig(pretrain_epochs=2, finetune_epochs=3,
+                         pretrain_maxiter=4, finetune_maxiter=5)
+  history = [{"phase": "pretrain", "epoch": 1, "seconds": 2.0,
+              "iterations": 4, "evaluation_seconds": 0.5}]
+  # Pre-training: 0.5 s per iteration; fine-tuning not run yet: 3x that.
+  # Left: 1 pre-training epoch (4 iterations) and 3 fine-tuning epochs
+  # (5 iterations each), each followed by 0.5 s of evaluation.
+  expected = 4 * 0.5 + 3 * 5 * 1.5 + 4 * 0.5
+  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+      expected)
+  history.append({"phase": "pretrain", "epoch": 2, "seconds": 3.0,
+                  "iterations": 4, "evaluation_seconds": 0.5})
+  history.append({"phase": "finetune", "epoch": 1, "seconds": 10.0,
+                  "iterations": 5, "evaluation_seconds": 0.5})
+  # Measured fine-tuning rate now: 2 s per iteration; 2 epochs left.
+  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+      2 * (5 * 2.0 + 0.5))
+
+
+def test_train_says_what_it_is_doing(tmp_path):
+  proc = run_script("train.py", *TINY, f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  out = proc.stdout
+  for step in ("loaded", "compiling", "ETA"):
+    assert step.lower() in out.lower(), out
+  assert out.lower().index("compiling") < out.index("ETA")
