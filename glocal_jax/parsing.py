@@ -106,19 +106,20 @@ def _delimiter_spans(buf: np.ndarray, delimiter: str
   return begin, begin + code.size
 
 
-def _fields(buf, starts, ends, numbers, delimiter, path):
+def _fields(buf, starts, ends, numbers, delimiter, path, shape=None):
   """``(field_starts, field_ends)``: ``(N, k)`` boundaries of each line's
-  ``k`` fields; every line must have the same number of fields."""
+  ``k`` fields; every line must have the same number of fields (``k`` and
+  the line it comes from: ``shape``, else the first line's)."""
   begin, end = _delimiter_spans(buf, delimiter)
   first = np.searchsorted(begin, starts)
   count = np.searchsorted(begin, ends) - first
-  k = int(count[0]) + 1
+  k, source = shape or (int(count[0]) + 1, numbers[0])
   bad = np.flatnonzero(count != k - 1)
   if bad.size:
     i = bad[0]
     raise ParseError(
         f"{path}, line {numbers[i]}: expected {k} fields separated by "
-        f"{delimiter!r} (as on line {numbers[0]}), got {count[i] + 1}: "
+        f"{delimiter!r} (as on line {source}), got {count[i] + 1}: "
         f"{_line_text(buf, starts[i], ends[i])!r}")
   index = first[:, None] + np.arange(k - 1)
   field_starts = np.concatenate([starts[:, None], end[index]], axis=1)
@@ -253,8 +254,8 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
       delimiter = detect_delimiter(first_line, max(columns) + 1)
     except ValueError as e:
       raise ParseError(f"{path}, line {numbers[0]}: {e}.") from None
-  field_starts, field_ends = _fields(buf, starts, ends, numbers, delimiter,
-                                     path)
+  field_starts, field_ends = _fields(buf[:ends[0]], starts[:1], ends[:1],
+                                     numbers[:1], delimiter, path)
   if max(columns) >= field_starts.shape[1]:
     raise ParseError(
         f"{path}, line {numbers[0]}: needs field {max(columns) + 1} but the "
@@ -269,15 +270,63 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
                    numbers[:1], path, "value")
         except ParseError:
           header = True
+  shape = (field_starts.shape[1], numbers[0])
   if header:
-    field_starts, field_ends, numbers = (field_starts[1:], field_ends[1:],
-                                         numbers[1:])
+    starts, ends, numbers = starts[1:], ends[1:], numbers[1:]
     if numbers.size == 0:
       raise ParseError(f"{path}: no ratings after the header line.")
-  out = []
-  for c, kind in zip(columns, kinds):
+  for kind in kinds:
     if kind not in KINDS:
       raise ValueError(f"kinds must be of {KINDS}, got {kind!r}.")
+  # Blocks of lines, so that the field boundaries (several int64 per field)
+  # exist for one block at a time. An id column is integers when every
+  # block's values are; else it is read again as text where it was not.
+  blocks = [slice(i, i + LINES_PER_BLOCK)
+            for i in range(0, starts.size, LINES_PER_BLOCK)]
+  read = lambda block, text: _read_block(
+      buf, starts[block], ends[block], numbers[block], delimiter, path,
+      shape, columns, kinds, text)
+  parts = [read(block, ()) for block in blocks]
+  for j in range(len(columns)):  # all digits, but some too long for int64
+    digits = all(part[j].dtype.kind != "S" or part.digits[j]
+                 for part in parts)
+    long = [part.too_long[j] for part in parts if part.too_long.get(j)]
+    if digits and long:
+      raise ParseError(
+          f"{path}, line {long[0][0]}: id {long[0][1]!r} has more than "
+          f"{MAX_DIGITS} digits (it does not fit a 64-bit integer).")
+  text = tuple(j for j in range(len(columns))
+               if any(part[j].dtype.kind == "S" for part in parts))
+  if text:
+    parts = [part if all(part[j].dtype.kind == "S" for j in text)
+             else read(block, text) for block, part in zip(blocks, parts)]
+  out = [np.concatenate([part[j] for part in parts])
+         for j in range(len(columns))]
+  return Table(out, numbers, delimiter, header)
+
+
+LINES_PER_BLOCK = 1 << 18  # lines per block: bounds the per-field arrays
+
+
+class _Block(list):
+  """A block's columns, and per id column whether all its values are
+  digits and the first value too long for int64 (line, text) if any."""
+  digits: dict
+  too_long: dict
+
+
+def _read_block(buf, starts, ends, numbers, delimiter, path, shape, columns,
+                kinds, text) -> _Block:
+  """The ``columns`` of the lines ``starts``..``ends`` (a block of the
+  file); id columns ``text`` (indices into ``columns``) are read as text,
+  as are those with a value that is not all digits or too long."""
+  lo, hi = int(starts[0]), int(ends[-1])
+  buf, starts, ends = buf[lo:hi], starts - lo, ends - lo
+  field_starts, field_ends = _fields(buf, starts, ends, numbers, delimiter,
+                                     path, shape)
+  out = _Block()
+  out.digits, out.too_long = {}, {}
+  for j, (c, kind) in enumerate(zip(columns, kinds)):
     s, e = field_starts[:, c], field_ends[:, c]
     if kind == "number":
       out.append(_numbers(buf, s, e, numbers, path, f"field {c + 1}"))
@@ -293,17 +342,16 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
       raise ParseError(
           f"{path}, line {numbers[i]}: field {c + 1} must be a non-negative "
           f"integer id, got {_line_text(buf, s[i], e[i])!r}")
-    if np.all(digits) and np.max(e - s) <= MAX_DIGITS:
-      out.append(_integers(buf, s, e))
-    elif np.all(digits):
-      i = int(np.argmax(e - s > MAX_DIGITS))
-      raise ParseError(
-          f"{path}, line {numbers[i]}: id "
-          f"{_line_text(buf, s[i], e[i])!r} has more than {MAX_DIGITS} "
-          "digits (it does not fit a 64-bit integer).")
-    else:
+    out.digits[j] = bool(np.all(digits))
+    long = np.flatnonzero(e - s > MAX_DIGITS)
+    out.too_long[j] = ((int(numbers[long[0]]),
+                        _line_text(buf, s[long[0]], e[long[0]]))
+                       if long.size else None)
+    if j in text or not out.digits[j] or long.size:
       out.append(_strings(buf, s, e))
-  return Table(out, numbers, delimiter, header)
+    else:
+      out.append(_integers(buf, s, e))
+  return out
 
 
 def read_netflix(path: str, with_ratings: bool = True) -> Table:

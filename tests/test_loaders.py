@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from glocal_jax import data as gdata
+from glocal_jax import parsing
 from test_data import reference_ml_1m_split
 
 
@@ -241,3 +242,22 @@ def test_cache_follows_the_file(tmp_path):
   assert second.values.tolist() == [3, 5, 1] and first.values.tolist() == [3,
                                                                            4]
   assert len([n for n in os.listdir(tmp_path) if n.endswith(".npz")]) == 1
+
+
+def test_blocks_of_lines_read_as_the_whole_file(tmp_path, monkeypatch):
+  """Lines are parsed in blocks; an id column that is text in a later
+  block is text in all (no integer ids lose their leading zeros), and an
+  all-digit id too long for int64 is an error in whichever block."""
+  path = tmp_path / "r.csv"
+  path.write_text("007,1,4\n8,2,3.5\n9,1,2\nu_10,3,5\n11,2,1\n")
+  whole = parsing.read_table(str(path))
+  monkeypatch.setattr(parsing, "LINES_PER_BLOCK", 2)
+  blocks = parsing.read_table(str(path))
+  assert blocks.columns[0].tolist() == [b"007", b"8", b"9", b"u_10", b"11"]
+  for a, b in zip(whole.columns + [whole.lines],
+                  blocks.columns + [blocks.lines]):
+    np.testing.assert_array_equal(a, b)
+  assert blocks.columns[1].dtype == np.int64
+  path.write_text("1,1,4\n2,2,3\n3,1,2\n" + "9" * 19 + ",3,5\n")
+  with pytest.raises(parsing.ParseError, match="line 4: id '9999"):
+    parsing.read_table(str(path))
