@@ -142,11 +142,20 @@ def machine(row: dict, result: Result) -> str:
 
 # --- Sections. ---
 
+def section(out: list, pattern: str, title: str) -> list[Result]:
+  """The result files matching ``pattern``; when there are any, the
+  section's ``title`` is appended to ``out`` first, as a ``##`` line."""
+  files = results(pattern)
+  if files:
+    out.append(f"## {title}\n")
+  return files
+
+
 def training_section(out):
-  files = results("train_*.json")
+  files = section(out, "train_*.json",
+                  "Single runs, paper schedule (`experiments/train.py`)")
   if not files:
     return
-  out.append("## Single runs, paper schedule (`experiments/train.py`)\n")
   out.append("best = paper protocol (best fine-tuning epoch on test); "
              "seconds = the whole run, split into training, evaluation and "
              "compilation where the file records them.\n")
@@ -169,10 +178,10 @@ BENCHMARK_COLUMNS = [
 
 
 def benchmark_section(out):
-  files = results("benchmark_*.json")
+  files = section(out, "benchmark_*.json",
+                  "Drivers and representations (`experiments/benchmark.py`)")
   if not files:
     return
-  out.append("## Drivers and representations (`experiments/benchmark.py`)\n")
   out.append("train_seconds excludes compilation and evaluation; best/final: "
              "test RMSE over the fine-tuning epochs (means over seeds when "
              "seeds > 1); achieved_gflops from the analytic FLOP count "
@@ -218,10 +227,10 @@ def evaluation_table(rows: list[dict], lead=("representation",)) -> str:
 
 
 def scaling_section(out):
-  files = results("scaling_*.json")
+  files = section(out, "scaling_*.json",
+                  "Scaling (`experiments/scaling.py`)")
   if not files:
     return
-  out.append("## Scaling (`experiments/scaling.py`)\n")
   out.append("Milliseconds per loss-and-gradient evaluation of each phase "
              "(median), analytic GFLOP/s, and the peak memory of each row's "
              "own process; synthetic ratings of each shape with skewed "
@@ -296,10 +305,9 @@ CHECKS = {"figure2": figure2_checks, "figure3": figure3_checks}
 def sweep_section(out, name):
   """One table per result file of sweep ``name``, and its figure."""
   title, keys, x = SWEEPS[name]
-  files = results(f"{name}_*.json")
+  files = section(out, f"{name}_*.json", title)
   if not files:
     return
-  out.append(f"## {title}\n")
   out.append("paper protocol = best fine-tuning epoch on test; validation = "
              "epoch selected on 5% of the training ratings held out, test "
              "RMSE there.\n")
@@ -374,10 +382,10 @@ def collapse_section(out):
 
 def input_scale_section(out):
   """What each Table 2 variant feeds the pre-trained autoencoder."""
-  files = results("input_scale_*.json")
+  files = section(out, "input_scale_*.json",
+                  "Table 2 diagnosis: the scale of the fine-tuning input")
   if not files:
     return
-  out.append("## Table 2 diagnosis: the scale of the fine-tuning input\n")
   out.append("After the paper's pre-training, at the start of fine-tuning: "
              "the largest |GK| entry, R_hat (Eq. 6) averaged over the "
              "observed training ratings and its maximum, and the share of "
@@ -394,11 +402,10 @@ def input_scale_section(out):
 
 def peer_section(out):
   """Whole runs against the PyTorch + SciPy peer (``experiments/peer.py``)."""
-  files = results("peer_*.json")
+  files = section(out, "peer_*.json",
+                  "Against the PyTorch + SciPy peer (`experiments/peer.py`)")
   if not files:
     return
-  out.append("## Against the PyTorch + SciPy peer (`experiments/peer.py`)"
-             "\n")
   out.append("Whole processes on ML-100K, back to back on one machine: "
              "start-up, data, compilation (train.py from an empty "
              "compilation cache), training and per-epoch evaluation.\n")
@@ -420,11 +427,10 @@ def peer_section(out):
 
 def parse_section(out):
   """Loading large rating files (``experiments/parse_benchmark.py``)."""
-  files = results("parse_*.json")
+  files = section(out, "parse_*.json", "Loading large rating files "
+                  "(`experiments/parse_benchmark.py`)")
   if not files:
     return
-  out.append("## Loading large rating files "
-             "(`experiments/parse_benchmark.py`)\n")
   out.append("An ML-20M-format ratings.csv loaded by "
              "`glocal_jax.data.load_dataset(\"ml-20m\", DIR)`, each load in a "
              "fresh process: the first parses the text and writes the cache, "
