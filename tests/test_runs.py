@@ -226,6 +226,28 @@ def test_parse_benchmark_loads_what_it_wrote(tmp_path):
   assert (tmp_path / "data").is_dir()
 
 
+def test_scaling_script_times_each_representation(tmp_path):
+  """Two representations of one point: each row timed in its own process
+  with its provenance, and the two give the same losses (they are the
+  same model)."""
+  proc = run_script("scaling.py", "--points=ml-100k:5000",
+                    "--representations=dense,sparse", "--preset=ml-100k",
+                    "--repeats=1", f"--output_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.load(open(tmp_path / "scaling.json"))
+  assert_provenance(result["provenance"], "scaling.py")
+  rows = {r["representation"]: r for r in result["rows"]}
+  assert set(rows) == {"dense", "sparse"}
+  for name, row in rows.items():
+    assert row["plan"]["name"] == name and row["ratings"] == 5000
+    assert_provenance(row["provenance"], "benchmark.py")
+    for phase in ("pretrain", "finetune"):
+      assert row[phase]["ms_per_evaluation"] > 0
+  for phase in ("pretrain", "finetune"):
+    np.testing.assert_allclose(rows["sparse"][phase]["loss"],
+                               rows["dense"][phase]["loss"], rtol=1e-4)
+
+
 def test_benchmark_script_compares_drivers(tmp_path):
   """Each driver's row: 2 + 2 epochs of 2 iterations each; every epoch's
   start is evaluated once except where optax takes it from the previous
