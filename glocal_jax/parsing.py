@@ -288,19 +288,18 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
       shape, columns, kinds, text)
   parts = [read(block, ()) for block in blocks]
   for j in range(len(columns)):  # all digits, but some too long for int64
-    digits = all(part[j].dtype.kind != "S" or part.digits[j]
-                 for part in parts)
-    long = [part.too_long[j] for part in parts if part.too_long.get(j)]
-    if digits and long:
+    long = [part.too_long[j] for part in parts if j in part.too_long]
+    if long and all(part.digits.get(j, True) for part in parts):
       raise ParseError(
           f"{path}, line {long[0][0]}: id {long[0][1]!r} has more than "
           f"{MAX_DIGITS} digits (it does not fit a 64-bit integer).")
+  is_text = lambda part, j: part.columns[j].dtype.kind == "S"
   text = tuple(j for j in range(len(columns))
-               if any(part[j].dtype.kind == "S" for part in parts))
+               if any(is_text(part, j) for part in parts))
   if text:
-    parts = [part if all(part[j].dtype.kind == "S" for j in text)
+    parts = [part if all(is_text(part, j) for j in text)
              else read(block, text) for block, part in zip(blocks, parts)]
-  out = [np.concatenate([part[j] for part in parts])
+  out = [np.concatenate([part.columns[j] for part in parts])
          for j in range(len(columns))]
   return Table(out, numbers, delimiter, header)
 
@@ -308,11 +307,15 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
 LINES_PER_BLOCK = 1 << 18  # lines per block: bounds the per-field arrays
 
 
-class _Block(list):
-  """A block's columns, and per id column whether all its values are
-  digits and the first value too long for int64 (line, text) if any."""
-  digits: dict
-  too_long: dict
+@dataclasses.dataclass
+class _Block:
+  """A block's columns; per id column (index into them) whether all its
+  values are digits, and its first value too long for int64 as
+  ``(line, text)`` when it has one."""
+  columns: list[np.ndarray] = dataclasses.field(default_factory=list)
+  digits: dict[int, bool] = dataclasses.field(default_factory=dict)
+  too_long: dict[int, tuple[int, str]] = dataclasses.field(
+      default_factory=dict)
 
 
 def _read_block(buf, starts, ends, numbers, delimiter, path, shape, columns,
@@ -325,11 +328,10 @@ def _read_block(buf, starts, ends, numbers, delimiter, path, shape, columns,
   field_starts, field_ends = _fields(buf, starts, ends, numbers, delimiter,
                                      path, shape)
   out = _Block()
-  out.digits, out.too_long = {}, {}
   for j, (c, kind) in enumerate(zip(columns, kinds)):
     s, e = field_starts[:, c], field_ends[:, c]
     if kind == "number":
-      out.append(_numbers(buf, s, e, numbers, path, f"field {c + 1}"))
+      out.columns.append(_numbers(buf, s, e, numbers, path, f"field {c + 1}"))
       continue
     empty = np.flatnonzero(e <= s)
     if empty.size:
@@ -344,13 +346,13 @@ def _read_block(buf, starts, ends, numbers, delimiter, path, shape, columns,
           f"integer id, got {_line_text(buf, s[i], e[i])!r}")
     out.digits[j] = bool(np.all(digits))
     long = np.flatnonzero(e - s > MAX_DIGITS)
-    out.too_long[j] = ((int(numbers[long[0]]),
-                        _line_text(buf, s[long[0]], e[long[0]]))
-                       if long.size else None)
+    if long.size:
+      out.too_long[j] = (int(numbers[long[0]]),
+                         _line_text(buf, s[long[0]], e[long[0]]))
     if j in text or not out.digits[j] or long.size:
-      out.append(_strings(buf, s, e))
+      out.columns.append(_strings(buf, s, e))
     else:
-      out.append(_integers(buf, s, e))
+      out.columns.append(_integers(buf, s, e))
   return out
 
 
