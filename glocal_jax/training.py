@@ -65,9 +65,16 @@ Callback = Callable[[EpochRecord, model.Params], Optional[dict]]
 def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
                 n_users: int) -> model.Params:
   """:func:`glocal_jax.model.init_params` with the sizes of ``config``."""
-  return model.init_params(key, n_items, n_users, config.hidden, config.n_dim,
-                           config.kernel_size, config.conv_layers,
-                           config.local_kernel)
+  return _init_params(key, n_items, n_users, config.hidden, config.n_dim,
+                      config.kernel_size, config.conv_layers,
+                      config.local_kernel)
+
+
+# One compiled program instead of an eager one per random draw, compiled
+# without LLVM optimisation: it runs once, and its PRNG hashing took 3 s to
+# compile optimised (0.8 s this way) before the first epoch.
+_init_params = jax.jit(model.init_params, static_argnums=tuple(range(1, 8)),
+                       compiler_options={"xla_backend_optimization_level": 0})
 
 
 class ResourceError(ValueError):
@@ -254,7 +261,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     fn = epoch_fns[phase]
     tree = params["autoencoder"] if phase == "pretrain" else params
     begin = (known[1] if known is not None and known[0] == phase
-             else EpochStart.unknown(jnp.zeros(seeds), tree))
+             else EpochStart.unknown(np.zeros(seeds), tree))
     compile_seconds = fn.compile(tree, data, begin) if isinstance(
         fn, CompiledEpoch) else 0.0
     tic = time.perf_counter()

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import glocal_jax as gj
@@ -197,3 +198,27 @@ def test_presets_follow_spec():
   assert gj.preset("ml-100k", lambda_2=1.0).lambda_2 == 1.0
   with pytest.raises(ValueError, match="No preset"):
     gj.preset("netflix")
+
+
+def test_epoch_memory_holds_only_the_pairs_an_epoch_makes():
+  """An epoch of maxiter iterations with memory min(history, maxiter - 1)
+  follows the same path as optax.lbfgs with the full memory, stepped by
+  hand as optax documents it (value_and_grad_from_state)."""
+  assert optim.epoch_memory_size(10, 5) == 4
+  assert optim.epoch_memory_size(3, 5) == 3
+  assert optim.epoch_memory_size(10, 1) == 1
+  params = {"x": jnp.asarray([-1.2, 1.0, 0.5, -0.3, 0.8, -0.9])}
+  maxiter = 7
+  ours, stats = jax.jit(optim.optax_lbfgs_epoch(rosenbrock, maxiter))(params)
+  solver = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
+      max_linesearch_steps=20, initial_guess_strategy="one"))
+  state, reference = solver.init(params), params
+  value_and_grad = optax.value_and_grad_from_state(rosenbrock)
+  for _ in range(maxiter):
+    value, grad = value_and_grad(reference, state=state)
+    updates, state = solver.update(grad, state, reference, value=value,
+                                   grad=grad, value_fn=rosenbrock)
+    reference = optax.apply_updates(reference, updates)
+  assert int(stats.iterations) == maxiter
+  assert float(stats.loss) < float(rosenbrock(params)) / 10
+  np.testing.assert_allclose(ours["x"], reference["x"], rtol=1e-5, atol=1e-6)
