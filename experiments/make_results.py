@@ -422,7 +422,8 @@ def peer_section(out):
           f"{o['optimizer']}, {o['plan']}: {o['train_seconds']:.1f}s "
           f"training, {o['evaluation_seconds']:.1f}s evaluating, "
           f"{o['compile_seconds']:.1f}s compiling"]]) + "\n",
-        f"Speed-up of the whole process: {r.data['speedup']}x.\n"])
+        f"Speed-up of the whole process: {r.data['speedup']}x "
+        f"({r.data.get('order', 'peer_first').replace('_', ' ')}).\n"])
 
 
 def parse_section(out):

@@ -5,9 +5,9 @@ r"""GLocal-K against the PyTorch + SciPy peer, whole runs back to back.
 
 Runs ``../shared/bench/peer_torch.py`` (GLocal-K as a PyTorch user writes it,
 SciPy's L-BFGS-B; see its README) and ``experiments/train.py`` with default
-flags on ML-100K, one after the other in this process, and times each whole
-process (start-up, imports, data loading, compilation, training and
-evaluation). ``train.py`` starts with an empty compilation cache, so its
+flags on ML-100K, one after the other in this process (``--order``), and
+times each whole process (start-up, imports, data loading, compilation,
+training and evaluation). ``train.py`` starts with an empty compilation cache, so its
 compilation is all in. Records both wall times, their ratio, what each
 reports of itself (the peer's seconds exclude its imports and data
 loading; train.py's metrics.json), and the provenance.
@@ -37,6 +37,9 @@ flags.DEFINE_string("data_dir", os.path.join(ROOT, "..", "shared", "data",
                                              "ml-100k"),
                     "ML-100K's u1.base and u1.test.")
 flags.DEFINE_string("output_json", None, "Where the comparison goes.")
+flags.DEFINE_enum("order", "peer_first", ["peer_first", "ours_first"],
+                  "Which process runs first (this VM's speed drifts over "
+                  "minutes: run both orders to see it).")
 FLAGS = flags.FLAGS
 
 
@@ -57,20 +60,27 @@ def main(argv):
     cli.fail("--peer_python and --output_json are required")
   cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
   with tempfile.TemporaryDirectory() as tmp:
-    peer_seconds, out = timed([FLAGS.peer_python, FLAGS.peer,
-                               FLAGS.data_dir])
-    peer = json.loads(out.strip().splitlines()[-1])
-    print(f"peer: {peer_seconds:.1f}s, {peer}")
-    ours_seconds, _ = timed([
-        sys.executable, os.path.join(ROOT, "experiments", "train.py"),
-        "--dataset=ml-100k", f"--data_dir={FLAGS.data_dir}",
-        f"--output_dir={tmp}/run",
-        f"--compilation_cache={tmp}/cache"])
+    runs = {}
+    order = (("peer", "ours") if FLAGS.order == "peer_first"
+             else ("ours", "peer"))
+    for name in order:
+      if name == "peer":
+        runs["peer"] = timed([FLAGS.peer_python, FLAGS.peer, FLAGS.data_dir])
+        print(f"peer: {runs['peer'][0]:.1f}s")
+      else:
+        runs["ours"] = timed([
+            sys.executable, os.path.join(ROOT, "experiments", "train.py"),
+            "--dataset=ml-100k", f"--data_dir={FLAGS.data_dir}",
+            f"--output_dir={tmp}/run", f"--compilation_cache={tmp}/cache"])
+        print(f"train.py: {runs['ours'][0]:.1f}s")
     with open(os.path.join(tmp, "run", "metrics.json")) as f:
       ours = json.load(f)
+  peer_seconds, out = runs["peer"]
+  peer = json.loads(out.strip().splitlines()[-1])
+  ours_seconds = runs["ours"][0]
   print(f"train.py: {ours_seconds:.1f}s, best RMSE {ours['best']['rmse']}")
   write_json(FLAGS.output_json, {
-      "provenance": provenance(),
+      "provenance": provenance(), "order": FLAGS.order,
       "peer": {"process_seconds": round(peer_seconds, 1), **peer},
       "ours": {"process_seconds": round(ours_seconds, 1),
                "best_rmse": ours["best"]["rmse"],
