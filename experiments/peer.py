@@ -7,10 +7,10 @@ Runs ``../shared/bench/peer_torch.py`` (GLocal-K as a PyTorch user writes it,
 SciPy's L-BFGS-B; see its README) and ``experiments/train.py`` with default
 flags on ML-100K, one after the other in this process (``--order``), and
 times each whole process (start-up, imports, data loading, compilation,
-training and evaluation). ``train.py`` starts with an empty compilation cache, so its
-compilation is all in. Records both wall times, their ratio, what each
-reports of itself (the peer's seconds exclude its imports and data
-loading; train.py's metrics.json), and the provenance.
+training and evaluation). ``train.py`` starts with an empty compilation
+cache, so its compilation is all in. Records both wall times, their ratio,
+what each reports of itself (the peer's seconds exclude its imports and
+data loading; train.py's metrics.json), and the provenance.
 """
 
 import json
@@ -60,25 +60,25 @@ def main(argv):
     cli.fail("--peer_python and --output_json are required")
   cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
   with tempfile.TemporaryDirectory() as tmp:
+    commands = {
+        "peer": [FLAGS.peer_python, FLAGS.peer, FLAGS.data_dir],
+        "train.py": [sys.executable,
+                     os.path.join(ROOT, "experiments", "train.py"),
+                     "--dataset=ml-100k", f"--data_dir={FLAGS.data_dir}",
+                     f"--output_dir={tmp}/run",
+                     f"--compilation_cache={tmp}/cache"]}
+    order = (["peer", "train.py"] if FLAGS.order == "peer_first"
+             else ["train.py", "peer"])
     runs = {}
-    order = (("peer", "ours") if FLAGS.order == "peer_first"
-             else ("ours", "peer"))
     for name in order:
-      if name == "peer":
-        runs["peer"] = timed([FLAGS.peer_python, FLAGS.peer, FLAGS.data_dir])
-        print(f"peer: {runs['peer'][0]:.1f}s")
-      else:
-        runs["ours"] = timed([
-            sys.executable, os.path.join(ROOT, "experiments", "train.py"),
-            "--dataset=ml-100k", f"--data_dir={FLAGS.data_dir}",
-            f"--output_dir={tmp}/run", f"--compilation_cache={tmp}/cache"])
-        print(f"train.py: {runs['ours'][0]:.1f}s")
+      runs[name] = timed(commands[name])
+      print(f"{name}: {runs[name][0]:.1f}s", flush=True)
     with open(os.path.join(tmp, "run", "metrics.json")) as f:
       ours = json.load(f)
   peer_seconds, out = runs["peer"]
   peer = json.loads(out.strip().splitlines()[-1])
-  ours_seconds = runs["ours"][0]
-  print(f"train.py: {ours_seconds:.1f}s, best RMSE {ours['best']['rmse']}")
+  ours_seconds = runs["train.py"][0]
+  print(f"train.py's best RMSE {ours['best']['rmse']}")
   write_json(FLAGS.output_json, {
       "provenance": provenance(), "order": FLAGS.order,
       "peer": {"process_seconds": round(peer_seconds, 1), **peer},

@@ -62,19 +62,19 @@ class EpochRecord:
 Callback = Callable[[EpochRecord, model.Params], Optional[dict]]
 
 
+# model.init_params as one compiled program instead of an eager one per
+# random draw, compiled without LLVM optimisation: it runs once, and its PRNG
+# hashing is slow to compile optimised.
+_init_params = jax.jit(model.init_params, static_argnums=tuple(range(1, 8)),
+                       compiler_options={"xla_backend_optimization_level": 0})
+
+
 def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
                 n_users: int) -> model.Params:
   """:func:`glocal_jax.model.init_params` with the sizes of ``config``."""
   return _init_params(key, n_items, n_users, config.hidden, config.n_dim,
                       config.kernel_size, config.conv_layers,
                       config.local_kernel)
-
-
-# One compiled program instead of an eager one per random draw, compiled
-# without LLVM optimisation: it runs once, and its PRNG hashing took 3 s to
-# compile optimised (0.8 s this way) before the first epoch.
-_init_params = jax.jit(model.init_params, static_argnums=tuple(range(1, 8)),
-                       compiler_options={"xla_backend_optimization_level": 0})
 
 
 class ResourceError(ValueError):

@@ -210,8 +210,9 @@ def test_epoch_memory_holds_only_the_pairs_an_epoch_makes():
   params = {"x": jnp.asarray([-1.2, 1.0, 0.5, -0.3, 0.8, -0.9])}
   maxiter = 7
   ours, stats = jax.jit(optim.optax_lbfgs_epoch(rosenbrock, maxiter))(params)
-  solver = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
-      max_linesearch_steps=20, initial_guess_strategy="one"))
+  solver = optax.lbfgs(
+      memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
+          max_linesearch_steps=20, initial_guess_strategy="one"))
   state, reference = solver.init(params), params
   value_and_grad = optax.value_and_grad_from_state(rosenbrock)
   for _ in range(maxiter):
