@@ -116,8 +116,8 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   curvature pairs, so the memory holds ``min(history_size, maxiter - 1)``:
   the same directions as ``history_size`` slots (the unused ones have zero
   weight and add nothing to the two-loop recursion), without reading and
-  zero-filling the empty slots every iteration (half of the L-BFGS work per
-  iteration at the paper's 5 iterations and memory 10, docs/optimizer.md).
+  zero-filling the empty slots (4 slots instead of 10 at the paper's 5
+  iterations and memory 10; docs/optimizer.md).
 
   Args:
     loss_fn: ``loss_fn(params, *args) -> scalar``.
