@@ -25,8 +25,9 @@ the peak (resident set on a CPU, the device's peak bytes in use on a GPU)
 is that row's alone. A row that cannot run (out of memory, killed) is kept
 with its error.
 
-A driver spec may carry jaxopt options after colons, e.g.
-``jaxopt:linesearch_init=increase:scale_first_step=false``.
+A driver spec may carry driver options after colons, e.g.
+``jaxopt:linesearch_init=increase:scale_first_step=false`` or
+``optax:first_step=unit`` (``first_step`` goes into the row's config).
 """
 
 import json
@@ -132,7 +133,14 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
                  train_data) -> dict:
   """The full schedule with one driver; timings, RMSE and FLOP rates."""
   name, options = parse_driver(spec)
-  config = config.replace(optimizer=name)
+  # The first step is a config field, recorded with the row; scipy can only
+  # take the unit one.
+  first_step = options.pop("first_step",
+                           "unit" if name == "scipy" else config.first_step)
+  try:
+    config = config.replace(optimizer=name, first_step=first_step)
+  except ValueError as e:
+    cli.fail(f"driver {spec!r}: {e}")
   batched = FLAGS.seeds > 1
   count = cli.device_count()
   spread = batched and count > 1
@@ -177,6 +185,7 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
                     if r.phase == "finetune"]).reshape(-1, FLAGS.seeds)
   return {
       "driver": spec,
+      "first_step": config.first_step,
       "seeds": FLAGS.seeds,
       "seed_batching": (("devices" if spread else FLAGS.seed_batching)
                         if batched else None),

@@ -89,6 +89,13 @@ def define_model_flags() -> None:
                     _preset_help("Global kernel aggregation.", "aggregation"))
   flags.DEFINE_enum("optimizer", gj.GLocalKConfig.optimizer,
                     list(gj.optim.DRIVERS), "L-BFGS-B driver.")
+  flags.DEFINE_enum("first_step", None, list(gj.optim.FIRST_STEPS),
+                    "First step of each epoch after the first of a phase: "
+                    "carried (the previous epoch's last curvature scale; "
+                    "the default for the JAX drivers) or unit (a fresh "
+                    "L-BFGS-B run's unit-length step, as the authors' code; "
+                    "the default and only choice for scipy). See "
+                    "docs/optimizer.md.")
   flags.DEFINE_string("representation", "auto",
                       "How the loss is computed on the ratings: dense (the "
                       "whole items x users matrix), blocked (blocks of "
@@ -173,9 +180,11 @@ def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
   (and the compilation cache set up, as every script reads its config
   before compiling)."""
   use_compilation_cache()
-  names = [*PRESET_FLAGS, "aggregation", "optimizer", "representation",
-           "block_size", "chunk_size"]
+  names = [*PRESET_FLAGS, "aggregation", "optimizer", "first_step",
+           "representation", "block_size", "chunk_size"]
   changes = {n: FLAGS[n].value for n in names if FLAGS[n].value is not None}
+  if FLAGS.first_step is None and FLAGS.optimizer == "scipy":
+    changes["first_step"] = "unit"
   if FLAGS.hidden is not None:
     try:
       changes["hidden"] = tuple(int(h) for h in FLAGS.hidden)

@@ -171,7 +171,8 @@ def training_section(out):
 
 
 BENCHMARK_COLUMNS = [
-    "driver", "representation", "seeds", "seed_batching", "compile_seconds",
+    "driver", "first_step", "representation", "seeds", "seed_batching",
+    "compile_seconds",
     "train_seconds", "ms_per_iteration", "ms_per_evaluation", "iterations",
     "evaluations", "best_rmse", "final_rmse", "achieved_gflops",
     "peak_memory_bytes"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from glocal_jax.kernels import AGGREGATIONS
-from glocal_jax.optim import DRIVERS
+from glocal_jax.optim import DRIVERS, FIRST_STEPS
 from glocal_jax.representations import parse_representation
 
 
@@ -31,6 +31,13 @@ class GLocalKConfig:
       evaluations per iteration, docs/optimizer.md), ``"jaxopt"`` (compiled
       ``jaxopt.LBFGS``, the unbounded L-BFGS-B), ``"jaxopt-lbfgsb"``
       (``jaxopt.LBFGSB``) or ``"scipy"`` (SciPy's L-BFGS-B on the host).
+    first_step: ``"carried"`` (the default): an epoch after the first of
+      its phase takes the previous epoch's last curvature scale
+      ``s'y / y'y`` for its first step, where a fresh L-BFGS-B run steps a
+      unit length; the memory of curvature pairs is discarded either way.
+      ``"unit"``: every epoch is exactly a fresh run, as in the authors'
+      code (the scipy driver can only do this). docs/optimizer.md measures
+      both.
     local_kernel: False replaces the kernel layers by dense ones (I-AutoRec).
     representation: how the loss is computed on the ratings: ``"dense"``,
       ``"blocked"``, ``"sparse"``, one per product (e.g.
@@ -55,6 +62,7 @@ class GLocalKConfig:
   finetune_maxiter: int = 5
   history_size: int = 10
   optimizer: str = "optax"
+  first_step: str = "carried"
   local_kernel: bool = True
   representation: str = "auto"
   block_size: int = 0
@@ -89,6 +97,12 @@ class GLocalKConfig:
     if self.optimizer not in DRIVERS:
       problems.append(
           f"optimizer must be one of {DRIVERS}, got {self.optimizer!r}")
+    if self.first_step not in FIRST_STEPS:
+      problems.append(f"first_step must be one of {FIRST_STEPS}, got "
+                      f"{self.first_step!r}")
+    elif self.optimizer == "scipy" and self.first_step != "unit":
+      problems.append("the scipy driver takes no initial Hessian scale: use "
+                      "first_step='unit' with optimizer='scipy'")
     try:
       parse_representation(self.representation)
     except ValueError as e:

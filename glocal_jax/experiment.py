@@ -282,6 +282,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
   data_print = fingerprint(data)
   params, key, start, history = None, jax.random.PRNGKey(seed), (
       "pretrain", 0), []
+  step_scale = None
   seconds_before = 0.0
   if resume:
     if not checkpoint_dir:
@@ -291,6 +292,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
       params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
       seconds_before = ckpt.meta["seconds"]
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
+      # The curvature scale the next epoch of the phase starts from.
+      step_scale = history[-1].get("step_scale") if history else None
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   arrays = checkpoint_arrays(data) if checkpoint_dir else None
   ratio = flop_ratio(config, train_data)
@@ -313,7 +316,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
 
   training.train(config, train_data, key, params=params, start=start,
                  callback=callback, epoch_fns=epoch_fns,
-                 max_epochs=stop_after)
+                 max_epochs=stop_after, step_scale=step_scale)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
           "device": device_info(), "devices": devices,

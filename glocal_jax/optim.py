@@ -2,7 +2,8 @@
 
 The reference schedule (SPEC, Optimisation) calls L-BFGS-B afresh each epoch,
 discarding its history. Three drivers run such an epoch on any scalar loss
-over a parameter pytree:
+over a parameter pytree (the JAX ones can take the previous epoch's loss,
+gradient and curvature scale, :class:`EpochStart`):
 
 * :func:`optax_lbfgs_epoch` -- ``optax.lbfgs`` with its zoom (strong Wolfe)
   line search inside one compiled ``lax.while_loop``: a pure function,
@@ -31,6 +32,7 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 DRIVERS: tuple[str, ...] = ("optax", "jaxopt", "jaxopt-lbfgsb", "scipy")
+FIRST_STEPS: tuple[str, ...] = ("carried", "unit")
 
 
 class EpochStats(NamedTuple):
@@ -42,19 +44,27 @@ class EpochStats(NamedTuple):
     iterations: L-BFGS-B iterations done.
     grad: gradient at the returned parameters (a pytree like them), to
       start the next epoch of the same loss with (:class:`EpochStart`).
+    step_scale: ``s'y / y'y`` of the epoch's last step ``s`` and gradient
+      change ``y``: the initial inverse-Hessian scale ``gamma_k`` that
+      L-BFGS would use next (0 when the epoch made no step with
+      positive curvature).
   """
   loss: Any
   evaluations: Any
   iterations: Any
   grad: Any
+  step_scale: Any
 
 
 class EpochStart(NamedTuple):
-  """The loss and gradient at an epoch's starting parameters, when known.
+  """What an epoch can take from the previous epoch of the same loss.
 
   The schedule runs several fresh L-BFGS-B epochs of one loss back to back;
   each starts where the last ended, whose loss and gradient its line search
   has already computed. Passing them saves the epoch's initial evaluation.
+  The previous epoch's last curvature scale sets the length of the first
+  step (``first_step="carried"``); the curvature pairs themselves are not
+  passed on, so each epoch's L-BFGS memory starts empty (SPEC).
 
   Attributes:
     value: loss at the parameters (scalar).
@@ -64,24 +74,35 @@ class EpochStart(NamedTuple):
       phase and the next ones run one compiled program. Keep it unbatched
       under ``vmap`` (``in_axes=None``): a batched flag turns the
       ``lax.cond`` on it into a select that always evaluates.
+    step_scale: scalar (per seed, like ``value``): the previous epoch's
+      :attr:`EpochStats.step_scale`; an epoch with ``first_step="carried"``
+      takes ``-step_scale * g`` as its first direction when it is positive
+      and finite, and a unit-length step otherwise (0: unknown).
   """
   value: Any
   grad: Any
   fresh: Any
+  step_scale: Any
 
   @classmethod
-  def unknown(cls, value: Any, params: Any) -> "EpochStart":
+  def unknown(cls, value: Any, params: Any,
+              step_scale: Any = None) -> "EpochStart":
     """A fresh start with zero placeholders shaped like ``value`` and
-    ``params`` (``value``: the loss's shape, e.g. ``()`` or ``(seeds,)``)."""
+    ``params`` (``value``: the loss's shape, e.g. ``()`` or ``(seeds,)``);
+    ``step_scale`` (shaped like ``value``; default 0, unknown) e.g. from a
+    checkpoint of a run in the middle of a phase."""
     # NumPy zeros: no small eager programs to compile before the first epoch.
-    zeros = lambda x: np.zeros(np.shape(x), np.result_type(x))
-    return cls(np.zeros(np.shape(value), np.float32),
-               jax.tree.map(zeros, params), np.True_)
+    zeros = lambda x: np.zeros(np.shape(x), getattr(x, "dtype", None)
+                               or np.result_type(x))
+    value = np.zeros(np.shape(value), np.float32)
+    scale = value if step_scale is None else np.broadcast_to(
+        np.asarray(step_scale, np.float32), value.shape)
+    return cls(value, jax.tree.map(zeros, params), np.True_, scale)
 
   @classmethod
   def known(cls, stats: EpochStats) -> "EpochStart":
     """The start of the epoch after the one that returned ``stats``."""
-    return cls(stats.loss, stats.grad, np.False_)
+    return cls(stats.loss, stats.grad, np.False_, stats.step_scale)
 
 
 EpochFn = Callable[..., tuple[Any, EpochStats]]
@@ -93,11 +114,61 @@ def epoch_memory_size(history_size: int, maxiter: int) -> int:
   return max(1, min(history_size, maxiter - 1))
 
 
+def _check_first_step(first_step: str) -> None:
+  if first_step not in FIRST_STEPS:
+    raise ValueError(f"first_step must be one of {FIRST_STEPS}, got "
+                     f"{first_step!r}.")
+
+
+def _carried_scale(start: Optional[EpochStart], first_step: str):
+  """``(use, scale)``: whether ``start`` sets the first step, and its scale."""
+  if start is None or first_step != "carried":
+    return jnp.asarray(False), jnp.asarray(0.0, jnp.float32)
+  scale = jnp.asarray(start.step_scale, jnp.float32)
+  return (scale > 0) & jnp.isfinite(scale), scale
+
+
+def _curvature_scale(s: Any, y: Any, made: jax.Array) -> jax.Array:
+  """``s'y / y'y`` where the step ``s`` was ``made`` with positive
+  curvature ``s'y``, else 0."""
+  sy = optax.tree.real(optax.tree.vdot(s, y))
+  yy = optax.tree.norm(y, squared=True)
+  ok = made & (sy > 0) & (yy > 0)
+  return jnp.where(ok, sy / jnp.where(ok, yy, 1.0), 0.0).astype(jnp.float32)
+
+
+class _FirstStepState(NamedTuple):
+  count: jax.Array
+
+
+def _carried_first_direction(use: jax.Array, scale: jax.Array
+                      ) -> optax.GradientTransformationExtraArgs:
+  """At the first iteration, when ``use``: the direction ``scale * grad``
+  in place of L-BFGS's own first one (a scaled gradient too: its memory is
+  empty). The branch is on the iteration count, which stays unbatched
+  under ``vmap``, so later iterations pay nothing."""
+
+  def init_fn(params):
+    del params
+    return _FirstStepState(jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None, *, grad, **extra_args):
+    del params, extra_args
+    first = lambda: jax.tree.map(
+        lambda u, g: jnp.where(use, scale.astype(g.dtype) * g, u), updates,
+        grad)
+    updates = jax.lax.cond(state.count == 0, first, lambda: updates)
+    return updates, _FirstStepState(state.count + 1)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
                       history_size: int = 10, *,
                       max_linesearch_steps: int = 20,
                       slope_rtol: float = 1e-4, curv_rtol: float = 0.9,
                       scale_init_precond: bool = True,
+                      first_step: str = "carried",
                       tol: float = 0.0) -> EpochFn:
   """An epoch of ``optax.lbfgs`` as one pure, compiled function.
 
@@ -119,6 +190,14 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   zero-filling the empty slots (4 slots instead of 10 at the paper's 5
   iterations and memory 10; docs/optimizer.md).
 
+  With ``first_step="carried"``, an epoch whose ``start`` brings the
+  previous epoch's :attr:`EpochStats.step_scale` ``gamma`` takes
+  ``-gamma * g`` as its first direction: the step L-BFGS would have scaled
+  its next direction by, had the run gone on. The memory of curvature pairs
+  is still discarded. Without it, the first line search of every epoch
+  starts from a unit-length step that is orders of magnitude too short and
+  spends several trials lengthening it (docs/optimizer.md measures both).
+
   Args:
     loss_fn: ``loss_fn(params, *args) -> scalar``.
     maxiter: iterations per epoch.
@@ -127,20 +206,26 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     slope_rtol: sufficient decrease constant ``c1`` (strong Wolfe).
     curv_rtol: curvature constant ``c2`` (strong Wolfe).
     scale_init_precond: scale the initial inverse Hessian (``gamma_k``).
+    first_step: ``"carried"`` (see above) or ``"unit"`` (every epoch's
+      first step has unit length, as a fresh SciPy L-BFGS-B run's).
     tol: stop early when the gradient's norm falls below it.
 
   Returns:
     ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
     (jit/vmap); ``start`` is an optional :class:`EpochStart`.
   """
-  solver = optax.lbfgs(
-      memory_size=epoch_memory_size(history_size, maxiter),
-      scale_init_precond=scale_init_precond,
-      linesearch=optax.scale_by_zoom_linesearch(
-          max_linesearch_steps=max_linesearch_steps, slope_rtol=slope_rtol,
-          curv_rtol=curv_rtol, initial_guess_strategy="one"))
+  _check_first_step(first_step)
+  memory_size = epoch_memory_size(history_size, maxiter)
+  linesearch = optax.scale_by_zoom_linesearch(
+      max_linesearch_steps=max_linesearch_steps, slope_rtol=slope_rtol,
+      curv_rtol=curv_rtol, initial_guess_strategy="one")
 
   def epoch(params, *args, start: Optional[EpochStart] = None):
+    # optax.lbfgs's chain, with the first direction set from ``start``.
+    solver = optax.chain(
+        optax.scale_by_lbfgs(memory_size, scale_init_precond),
+        _carried_first_direction(*_carried_scale(start, first_step)),
+        optax.scale(-1.0), linesearch)
     fn = lambda p: loss_fn(p, *args)
     value_and_grad = lambda: jax.value_and_grad(fn)(params)
     if start is None:
@@ -167,9 +252,14 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
 
     init = (params, solver.init(params), value, grad, jnp.asarray(0),
             jnp.asarray(evaluated))
-    params, _, value, grad, iterations, evaluations = jax.lax.while_loop(
+    params, state, value, grad, iterations, evaluations = jax.lax.while_loop(
         cond, body, init)
-    return params, EpochStats(value, evaluations, iterations, grad)
+    last = state[0]  # scale_by_lbfgs's: the point and gradient before the
+    step_scale = _curvature_scale(  # last step
+        optax.tree.sub(params, last.params), optax.tree.sub(grad, last.updates),
+        iterations > 0)
+    return params, EpochStats(value, evaluations, iterations, grad,
+                              step_scale)
 
   return epoch
 
@@ -178,6 +268,7 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
                         history_size: int = 10, *, solver: str = "lbfgs",
                         linesearch: str = "zoom", linesearch_init: str = "max",
                         maxls: int = 20, scale_first_step: bool = True,
+                        first_step: str = "carried",
                         tol: float = 0.0) -> EpochFn:
   """An epoch of jaxopt's L-BFGS(-B), no bounds, as one pure function.
 
@@ -214,14 +305,19 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
       ``"current"``).
     maxls: maximum line-search iterations.
     scale_first_step: start a fresh run with a unit-length first step.
+    first_step: ``"carried"``: an epoch whose ``start`` brings a step scale
+      (:class:`EpochStart`) starts with it as jaxopt's initial
+      inverse-Hessian scale, as :func:`optax_lbfgs_epoch` does; ``"unit"``:
+      every epoch's first step is as ``scale_first_step`` says.
     tol: stop early when the gradient's norm falls below it.
 
   Returns:
     ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
-    (jit/vmap). ``start`` is accepted for a common interface and ignored:
-    jaxopt offers no public way to begin a run from a known loss and
-    gradient, so every epoch evaluates its starting point.
+    (jit/vmap). Of ``start``, only the step scale is used: jaxopt offers no
+    public way to begin a run from a known loss and gradient, so every
+    epoch evaluates its starting point.
   """
+  _check_first_step(first_step)
   options = dict(fun=jax.value_and_grad(loss_fn), value_and_grad=True,
                  maxiter=maxiter, tol=tol, history_size=history_size,
                  linesearch=linesearch, linesearch_init=linesearch_init,
@@ -236,15 +332,18 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     raise ValueError(f"solver must be 'lbfgs' or 'lbfgsb', got {solver!r}.")
 
   def epoch(params, *args, start: Optional[EpochStart] = None):
-    del start  # see above
     state = opt.init_state(params, *bounds, *args)
+    # The initial inverse Hessian H_0 = gamma I (jaxopt.LBFGSB: B_0 = I/gamma).
+    gamma = state.gamma if solver == "lbfgs" else 1.0 / state.theta
     if scale_first_step:
-      gnorm = jnp.sqrt(sum(jnp.vdot(g, g) for g in jax.tree.leaves(state.grad)))
-      gnorm = jnp.where(gnorm > 0, gnorm, 1.0)
-      if solver == "lbfgs":  # H_0 = gamma I
-        state = state._replace(gamma=(1.0 / gnorm).astype(state.gamma.dtype))
-      else:  # B_0 = theta I
-        state = state._replace(theta=gnorm.astype(state.theta.dtype))
+      gnorm = optax.tree.norm(state.grad)
+      gamma = 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)
+    use, scale = _carried_scale(start, first_step)
+    gamma = jnp.where(use, scale, gamma)
+    if solver == "lbfgs":
+      state = state._replace(gamma=gamma.astype(state.gamma.dtype))
+    else:
+      state = state._replace(theta=(1.0 / gamma).astype(state.theta.dtype))
 
     def cond(carry):
       _, s = carry
@@ -260,8 +359,13 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     # XLA removes it (docs/optimizer.md measures this): not an evaluation.
     evaluations = state.num_fun_eval - (state.iter_num if linesearch == "zoom"
                                         else 0)
+    # jaxopt keeps the last pair's curvature scale as its H_0 for the next
+    # iteration.
+    gamma = state.gamma if solver == "lbfgs" else 1.0 / state.theta
+    made = (state.iter_num > 0) & (gamma > 0) & jnp.isfinite(gamma)
+    step_scale = jnp.where(made, gamma, 0.0).astype(jnp.float32)
     return params, EpochStats(state.value, evaluations, state.iter_num,
-                              state.grad)
+                              state.grad, step_scale)
 
   return epoch
 
@@ -280,7 +384,9 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
 
   Returns:
     ``epoch(params, *args, start=None) -> (params, EpochStats)``; ``start``
-    is ignored (``scipy.optimize.minimize`` takes no initial gradient).
+    is ignored (``scipy.optimize.minimize`` takes no initial gradient and
+    no initial Hessian scale, so every epoch's first step has unit length),
+    and the stats' ``step_scale`` is 0 (unknown).
   """
 
   @jax.jit
@@ -302,7 +408,7 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
         options={"maxiter": maxiter, "maxcor": history_size})
     return (unravel(jnp.asarray(res.x, dtype)),
             EpochStats(res.fun, res.nfev, res.nit,
-                       unravel(jnp.asarray(res.jac, dtype))))
+                       unravel(jnp.asarray(res.jac, dtype)), np.float32(0)))
 
   return epoch
 

@@ -128,9 +128,10 @@ def map_seeds(epoch: Callable, params: Any, data: Any,
   """``epoch`` of one seed run over stacked seeds one after the other
   (``lax.map``); ``start.fresh`` is shared by the seeds."""
   def one(seed):
-    p, value, grad = seed
-    return epoch(p, data, start._replace(value=value, grad=grad))
-  return jax.lax.map(one, (params, start.value, start.grad))
+    p, value, grad, step_scale = seed
+    return epoch(p, data, start._replace(value=value, grad=grad,
+                                         step_scale=step_scale))
+  return jax.lax.map(one, (params, start.value, start.grad, start.step_scale))
 
 
 def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
@@ -147,12 +148,12 @@ def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
 
   Returns:
     ``epoch(stacked_params, data, start) -> (stacked_params,
-    stacked_stats)``, jit-compiled; ``start`` holds stacked ``value`` and
-    ``grad`` and one ``fresh`` flag.
+    stacked_stats)``, jit-compiled; ``start`` holds stacked ``value``,
+    ``grad`` and ``step_scale`` and one ``fresh`` flag.
   """
   spread = jax.shard_map(
       functools.partial(map_seeds, epoch), mesh=mesh,
-      in_specs=(P(SEEDS), P(), EpochStart(P(SEEDS), P(SEEDS), P())),
+      in_specs=(P(SEEDS), P(), EpochStart(P(SEEDS), P(SEEDS), P(), P(SEEDS))),
       out_specs=P(SEEDS), check_vma=False)
 
   @jax.jit
@@ -161,7 +162,8 @@ def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
     extra = -seeds % mesh.size
     pad = lambda tree: jax.tree.map(
         lambda x: jax.numpy.concatenate([x] + [x[-1:]] * extra), tree)
-    start = start._replace(value=pad(start.value), grad=pad(start.grad))
+    start = start._replace(value=pad(start.value), grad=pad(start.grad),
+                           step_scale=pad(start.step_scale))
     return jax.tree.map(lambda x: x[:seeds], spread(pad(params), data, start))
 
   return run

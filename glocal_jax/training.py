@@ -44,6 +44,10 @@ class EpochRecord:
     seconds: wall time of the epoch's optimisation, compilation excluded.
     compile_seconds: time spent compiling the epoch function before this
       epoch (0 once compiled for these shapes).
+    step_scale: the epoch's last curvature scale
+      (:attr:`glocal_jax.optim.EpochStats.step_scale`, ditto), which the
+      next epoch of the phase starts from; a checkpoint keeps it, so that a
+      resumed run steps as an uninterrupted one.
     metrics: whatever the callback returned (e.g. test RMSE).
   """
   phase: str
@@ -53,6 +57,7 @@ class EpochRecord:
   iterations: int | list[int]
   seconds: float
   compile_seconds: float = 0.0
+  step_scale: float | list[float] = 0.0
   metrics: dict = dataclasses.field(default_factory=dict)
 
   def to_dict(self) -> dict:
@@ -212,7 +217,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           start: tuple[str, int] = ("pretrain", 0),
           callback: Optional[Callback] = None,
           epoch_fns: Optional[dict[str, EpochFn]] = None,
-          max_epochs: Optional[int] = None) -> TrainResult:
+          max_epochs: Optional[int] = None,
+          step_scale: Any = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
   Args:
@@ -231,6 +237,10 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       compiled epochs across calls (see :func:`make_epoch_fns`).
     max_epochs: stop after this many epochs in this call (continue later
       with ``params`` and ``start``).
+    step_scale: when ``start`` is in the middle of a phase, the
+      ``step_scale`` of its last :class:`EpochRecord` (per seed), for the
+      next epoch's first step (``config.first_step``); None: unknown, the
+      first step has unit length.
 
   Returns:
     :class:`TrainResult`.
@@ -260,8 +270,12 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       break
     fn = epoch_fns[phase]
     tree = params["autoencoder"] if phase == "pretrain" else params
-    begin = (known[1] if known is not None and known[0] == phase
-             else EpochStart.unknown(np.zeros(seeds), tree))
+    if known is None and phase == start[0] and start[1] > 0:
+      begin = EpochStart.unknown(np.zeros(seeds), tree, step_scale)
+    elif known is not None and known[0] == phase:
+      begin = known[1]
+    else:
+      begin = EpochStart.unknown(np.zeros(seeds), tree)
     compile_seconds = fn.compile(tree, data, begin) if isinstance(
         fn, CompiledEpoch) else 0.0
     tic = time.perf_counter()
@@ -278,7 +292,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     record = EpochRecord(phase, epoch, loss.tolist(),
                          np.asarray(stats.evaluations).tolist(),
                          np.asarray(stats.iterations).tolist(),
-                         time.perf_counter() - tic, compile_seconds)
+                         time.perf_counter() - tic, compile_seconds,
+                         np.asarray(stats.step_scale).tolist())
     if callback is not None:
       record.metrics = callback(record, params) or {}
     history.append(record)
@@ -338,13 +353,14 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       ``"devices"`` (the seeds spread over ``mesh``'s devices,
       :func:`glocal_jax.sharding.seeds_on_devices`).
     mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
-    **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`.
+    **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`, with
+      ``first_step=config.first_step`` for the JAX drivers.
 
   Returns:
     ``{"pretrain": fn, "finetune": fn}``, each
     ``fn(params, data, start) -> (params, EpochStats)`` with ``start`` an
-    :class:`glocal_jax.optim.EpochStart` (stacked ``value`` and ``grad``,
-    one ``fresh`` flag, when batched).
+    :class:`glocal_jax.optim.EpochStart` (stacked ``value``, ``grad`` and
+    ``step_scale``, one ``fresh`` flag, when batched).
   """
   if batched and config.optimizer == "scipy":
     raise ValueError("batched (vmapped) seeds need a JAX driver (optax or "
@@ -354,6 +370,8 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                      f"{seed_batching!r}.")
   if batched and seed_batching == "devices" and mesh is None:
     raise ValueError("seed_batching='devices' needs a mesh.")
+  if config.optimizer != "scipy":
+    options = {"first_step": config.first_step, **options}
   fns = {}
   for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
                          ("finetune", finetune_loss_fn(config))):
@@ -365,7 +383,7 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
     if not batched:
       fn = jax.jit(one) if hasattr(base, "lower") else one
     elif seed_batching == "vmap":
-      fn = jax.jit(jax.vmap(one, in_axes=(0, None, EpochStart(0, 0, None))))
+      fn = jax.jit(jax.vmap(one, in_axes=(0, None, EpochStart(0, 0, None, 0))))
     elif seed_batching == "devices":
       fn = sharding.seeds_on_devices(one, mesh)
     else:

@@ -51,8 +51,9 @@ def test_epoch_vmap_equals_loop(make_epoch):
 @pytest.mark.parametrize("batching", ["none", "vmap", "map"])
 def test_known_start_saves_the_initial_evaluation(batching):
   """An epoch started from the previous epoch's end (EpochStart.known)
-  returns the parameters that a fresh evaluation there returns, one
-  evaluation cheaper, and its stats carry the gradient at its end."""
+  returns the parameters that a fresh evaluation there (with the same step
+  scale, as a resumed run has) returns, one evaluation cheaper, and its
+  stats carry the gradient at its end."""
   scale = jnp.linspace(1.0, 20.0, 30)
   epoch = optim.optax_lbfgs_epoch(quadratic, maxiter=3)
   one = lambda p, s, start: epoch(p, s, start=start)
@@ -65,12 +66,13 @@ def test_known_start_saves_the_initial_evaluation(batching):
     grad = jax.vmap(grad, in_axes=(0, None))
   run = {"none": jax.jit(one),
          "vmap": jax.jit(jax.vmap(one, in_axes=(0, None, optim.EpochStart(
-             0, 0, None)))),
+             0, 0, None, 0)))),
          "map": jax.jit(functools.partial(sharding.map_seeds, one))}[batching]
-  fresh = lambda p: optim.EpochStart.unknown(jnp.zeros(seeds), p)
+  fresh = lambda p, step_scale=None: optim.EpochStart.unknown(
+      jnp.zeros(seeds), p, step_scale)
   first, stats = run(params, scale, fresh(params))
   warm, warm_stats = run(first, scale, optim.EpochStart.known(stats))
-  cold, cold_stats = run(first, scale, fresh(first))
+  cold, cold_stats = run(first, scale, fresh(first, stats.step_scale))
   np.testing.assert_allclose(warm["x"], cold["x"], rtol=1e-6)
   np.testing.assert_array_equal(np.asarray(warm_stats.evaluations) + 1,
                                 cold_stats.evaluations)
@@ -119,6 +121,47 @@ def test_first_step_scaling_saves_evaluations():
   assert evals[True] < evals[False]
 
 
+def isotropic(params, curvature):
+  return 0.5 * curvature * jnp.sum((params["x"] - 10.0) ** 2)
+
+
+@pytest.mark.parametrize("make_epoch", [optim.jaxopt_lbfgsb_epoch,
+                                        optim.optax_lbfgs_epoch])
+def test_step_scale_is_the_last_curvature_scale(make_epoch):
+  """On 0.5 c ||x - 10||^2 every step has s'y / y'y = 1 / c."""
+  params = {"x": jnp.zeros(30)}
+  _, stats = jax.jit(make_epoch(isotropic, maxiter=2))(params, 4.0)
+  np.testing.assert_allclose(float(stats.step_scale), 0.25, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make_epoch", [optim.jaxopt_lbfgsb_epoch,
+                                        optim.optax_lbfgs_epoch])
+def test_carried_step_scale_sets_the_first_step(make_epoch):
+  """With the scale 1 / c carried in, the first step -g / c lands on the
+  minimum of 0.5 c ||x - 10||^2 and is accepted at once; from a
+  unit-length first step, optax's line search needs more evaluations and
+  still falls short (jaxopt's, which starts at its maximal step 1, stops
+  short at once)."""
+  params = {"x": jnp.zeros(30)}
+  value, grad = jax.value_and_grad(isotropic)(params, 4.0)
+  start = optim.EpochStart(value, grad, np.False_, np.float32(0.25))
+  out, evals = {}, {}
+  for first_step in optim.FIRST_STEPS:
+    epoch = jax.jit(make_epoch(isotropic, maxiter=1, first_step=first_step))
+    out[first_step], stats = epoch(params, 4.0, start=start)
+    evals[first_step] = int(stats.evaluations)
+  np.testing.assert_allclose(out["carried"]["x"], 10.0, rtol=1e-6)
+  assert evals["carried"] == 1 + (make_epoch is optim.jaxopt_lbfgsb_epoch)
+  assert evals["carried"] <= evals["unit"]
+  assert float(jnp.max(jnp.abs(out["unit"]["x"] - 10.0))) > 1e-3
+
+
+def test_scipy_driver_needs_the_unit_first_step():
+  with pytest.raises(ValueError, match="first_step='unit'"):
+    gj.GLocalKConfig(optimizer="scipy")
+  gj.GLocalKConfig(optimizer="scipy", first_step="unit")
+
+
 def test_pretraining_and_finetuning_lower_loss_and_rmse():
   data = gdata.synthetic(60, 40, density=0.4, rank=3, seed=0)
   config = gj.GLocalKConfig(**SMALL)
@@ -150,8 +193,10 @@ def test_train_resumes_from_any_epoch_exactly():
   fns = gj.make_epoch_fns(config)
   part = gj.train(config.replace(finetune_epochs=1), data.train, key,
                   epoch_fns=fns)
+  # The first step of finetune epoch 2 takes epoch 1's curvature scale.
   rest = gj.train(config, data.train, params=part.params,
-                  start=("finetune", 1), epoch_fns=fns)
+                  start=("finetune", 1), epoch_fns=fns,
+                  step_scale=part.history[-1].step_scale)
   assert [r.epoch for r in rest.history] == [2]
   for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(rest.params)):
     np.testing.assert_array_equal(a, b)
