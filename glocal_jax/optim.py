@@ -92,8 +92,8 @@ class EpochStart(NamedTuple):
     ``step_scale`` (shaped like ``value``; default 0, unknown) e.g. from a
     checkpoint of a run in the middle of a phase."""
     # NumPy zeros: no small eager programs to compile before the first epoch.
-    zeros = lambda x: np.zeros(np.shape(x), getattr(x, "dtype", None)
-                               or np.result_type(x))
+    zeros = lambda x: np.zeros(np.shape(x), x.dtype if hasattr(x, "dtype")
+                               else np.result_type(x))
     value = np.zeros(np.shape(value), np.float32)
     scale = value if step_scale is None else np.broadcast_to(
         np.asarray(step_scale, np.float32), value.shape)
@@ -120,7 +120,8 @@ def _check_first_step(first_step: str) -> None:
                      f"{first_step!r}.")
 
 
-def _carried_scale(start: Optional[EpochStart], first_step: str):
+def _carried_scale(start: Optional[EpochStart], first_step: str
+                   ) -> tuple[jax.Array, jax.Array]:
   """``(use, scale)``: whether ``start`` sets the first step, and its scale."""
   if start is None or first_step != "carried":
     return jnp.asarray(False), jnp.asarray(0.0, jnp.float32)
@@ -142,7 +143,7 @@ class _FirstStepState(NamedTuple):
 
 
 def _carried_first_direction(use: jax.Array, scale: jax.Array
-                      ) -> optax.GradientTransformationExtraArgs:
+                             ) -> optax.GradientTransformationExtraArgs:
   """At the first iteration, when ``use``: the direction ``scale * grad``
   in place of L-BFGS's own first one (a scaled gradient too: its memory is
   empty). The branch is on the iteration count, which stays unbatched

@@ -267,6 +267,8 @@ def test_benchmark_script_compares_drivers(tmp_path):
     assert rows[driver]["evaluations"] >= 8 + starts
     assert 0 < rows[driver]["best_rmse"] < 5
   assert rows["scipy"]["evaluations"] >= rows["scipy"]["iterations"] + 4
+  assert {d: r["first_step"] for d, r in rows.items()} == {
+      "optax": "carried", "jaxopt": "carried", "scipy": "unit"}
 
 
 @pytest.mark.parametrize("flag,message", [
@@ -278,12 +280,13 @@ def test_benchmark_script_compares_drivers(tmp_path):
     ("--lambda_2=-1", "lambda_2 must be >= 0"),
     ("--lambda_s=-0.1", "lambda_s must be >= 0"),
     ("--dot_scale=0", "dot_scale must be non-zero"),
+    ("--optimizer=scipy --first_step=carried", "first_step='unit'"),
     ("--dataset=imdb", "dataset"),
     ("--data_dir=/nonexistent", "not found in /nonexistent"),
 ])
 def test_train_script_rejects_bad_flags(tmp_path, flag, message):
   base = ["--dataset=ml-100k", f"--output_dir={tmp_path}"]
-  proc = run_script("train.py", *base, flag, timeout=120)
+  proc = run_script("train.py", *base, *flag.split(), timeout=120)
   assert proc.returncode != 0
   assert message in proc.stderr
   assert "Traceback" not in proc.stderr
