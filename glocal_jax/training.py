@@ -8,6 +8,7 @@ any (phase, epoch) to resume a run.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import time
@@ -42,8 +43,9 @@ class EpochRecord:
     evaluations: loss-and-gradient evaluations in the epoch (ditto).
     iterations: L-BFGS-B iterations in the epoch (ditto).
     seconds: wall time of the epoch's optimisation, compilation excluded.
-    compile_seconds: time spent compiling the epoch function before this
-      epoch (0 once compiled for these shapes).
+    compile_seconds: time this epoch waited for its epoch function to
+      compile (0 once compiled for these shapes, or when it was compiled
+      ahead, while earlier epochs ran, by the time it was needed).
     step_scale: the epoch's last curvature scale
       (:attr:`glocal_jax.optim.EpochStats.step_scale`, ditto), which the
       next epoch of the phase starts from; a checkpoint keeps it, so that a
@@ -265,39 +267,56 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
            else ())
   history = []
   known = None  # (phase, EpochStart) after an epoch: its end is the next start
-  for phase, epoch in schedule(config, start):
-    if max_epochs is not None and len(history) >= max_epochs:
-      break
-    fn = epoch_fns[phase]
-    tree = params["autoencoder"] if phase == "pretrain" else params
-    if known is None and phase == start[0] and start[1] > 0:
-      begin = EpochStart.unknown(np.zeros(seeds), tree, step_scale)
-    elif known is not None and known[0] == phase:
-      begin = known[1]
-    else:
-      begin = EpochStart.unknown(np.zeros(seeds), tree)
-    compile_seconds = fn.compile(tree, data, begin) if isinstance(
-        fn, CompiledEpoch) else 0.0
-    tic = time.perf_counter()
-    new_tree, stats = fn(tree, data, begin)
-    new_params = ({**params, "autoencoder": new_tree} if phase == "pretrain"
-                  else new_tree)
-    loss = np.asarray(stats.loss)
-    if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
-      raise NonFiniteError(
-          f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
-          "non-finite; lower the regularisers' scale or check the data.")
-    params = new_params
-    known = (phase, EpochStart.known(stats))
-    record = EpochRecord(phase, epoch, loss.tolist(),
-                         np.asarray(stats.evaluations).tolist(),
-                         np.asarray(stats.iterations).tolist(),
-                         time.perf_counter() - tic, compile_seconds,
-                         np.asarray(stats.step_scale).tolist())
-    if callback is not None:
-      record.metrics = callback(record, params) or {}
-    history.append(record)
+  planned = schedule(config, start)[:max_epochs]
+  # Once the first epoch is compiled, the later phases' epochs compile on a
+  # background thread while the first phase runs (docs/optimizer.md).
+  ahead = concurrent.futures.ThreadPoolExecutor(1, "glocal_jax-compile")
+  later = [(epoch_fns[p], _phase_tree(p, params)) for p in dict.fromkeys(
+      p for p, _ in planned[1:] if p != planned[0][0])
+           if isinstance(epoch_fns[p], CompiledEpoch)]
+  try:
+    for phase, epoch in planned:
+      fn = epoch_fns[phase]
+      tree = _phase_tree(phase, params)
+      if known is None and phase == start[0] and start[1] > 0:
+        begin = EpochStart.unknown(np.zeros(seeds), tree, step_scale)
+      elif known is not None and known[0] == phase:
+        begin = known[1]
+      else:
+        begin = EpochStart.unknown(np.zeros(seeds), tree)
+      compile_seconds = fn.compile(tree, data, begin) if isinstance(
+          fn, CompiledEpoch) else 0.0
+      for later_fn, later_tree in later:
+        later_fn.compile_ahead(ahead, later_tree, data, EpochStart.unknown(
+            np.zeros(seeds), later_tree))
+      later = []
+      tic = time.perf_counter()
+      new_tree, stats = fn(tree, data, begin)
+      new_params = ({**params, "autoencoder": new_tree}
+                    if phase == "pretrain" else new_tree)
+      loss = np.asarray(stats.loss)
+      if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
+        raise NonFiniteError(
+            f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
+            "non-finite; lower the regularisers' scale or check the data.")
+      params = new_params
+      known = (phase, EpochStart.known(stats))
+      record = EpochRecord(phase, epoch, loss.tolist(),
+                           np.asarray(stats.evaluations).tolist(),
+                           np.asarray(stats.iterations).tolist(),
+                           time.perf_counter() - tic, compile_seconds,
+                           np.asarray(stats.step_scale).tolist())
+      if callback is not None:
+        record.metrics = callback(record, params) or {}
+      history.append(record)
+  finally:
+    ahead.shutdown(wait=False, cancel_futures=True)
   return TrainResult(params, history)
+
+
+def _phase_tree(phase: str, params: model.Params) -> Any:
+  """The parameters that ``phase``'s epochs optimise."""
+  return params["autoencoder"] if phase == "pretrain" else params
 
 
 SEED_BATCHING: tuple[str, ...] = ("vmap", "map", "devices")
@@ -309,12 +328,13 @@ class CompiledEpoch:
 
   Calling it runs the compiled executable for the arguments' shapes
   (compiling first if needed); :meth:`compile` compiles without running and
-  returns the seconds it took (0 when already compiled).
+  returns the seconds it took (0 when already compiled);
+  :meth:`compile_ahead` compiles on another thread while this one works on.
   """
 
   def __init__(self, fn: Callable):
     self._fn = fn
-    self._compiled = {}
+    self._compiled = {}  # signature -> executable, or its Future
 
   @staticmethod
   def _signature(*args):
@@ -324,12 +344,25 @@ class CompiledEpoch:
          getattr(x, "weak_type", False)) for x in leaves)
 
   def compile(self, *args) -> float:
+    """Compiles for ``args``' shapes unless done; returns the seconds this
+    call waited (for a :meth:`compile_ahead` still running, the rest)."""
     key = self._signature(*args)
-    if key in self._compiled:
+    compiled = self._compiled.get(key)
+    if compiled is not None and not isinstance(
+        compiled, concurrent.futures.Future):
       return 0.0
     tic = time.perf_counter()
-    self._compiled[key] = self._fn.lower(*args).compile()
+    self._compiled[key] = (self._fn.lower(*args).compile() if compiled is None
+                           else compiled.result())
     return time.perf_counter() - tic
+
+  def compile_ahead(self, executor: concurrent.futures.Executor,
+                    *args) -> None:
+    """Lowers for ``args``' shapes here and compiles on ``executor``, unless
+    compiled already; a later call with such arguments waits for it."""
+    key = self._signature(*args)
+    if key not in self._compiled:
+      self._compiled[key] = executor.submit(self._fn.lower(*args).compile)
 
   def __call__(self, *args):
     self.compile(*args)
