@@ -60,6 +60,16 @@ def table(columns, rows):
   return "\n".join(lines)
 
 
+def describe_cpu(cpu: dict) -> str:
+  """``MODEL (family F model M, VECTOR, N cores)``, with what the file
+  records (files before the family and vector fields: model and cores)."""
+  parts = ([f"family {cpu['family']} model {cpu['model_number']}"]
+           if cpu.get("family") else []) + (
+               [cpu["vector"]] if cpu.get("vector") else [])
+  cores = f"{cpu['cores']} cores"
+  return f"{cpu['model']} ({', '.join(parts + [cores])})"
+
+
 class Result:
   """One result file: its rows, provenance, notes and header fields."""
 
@@ -91,9 +101,8 @@ class Result:
       versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)
       out.append(f"`{p['command']}`\n")
       out.append(f"Commit `{str(p['git_commit'])[:10]}`{dirty}, started "
-                 f"{p['started']}; {machine}; CPU {p['cpu']['model']} "
-                 f"({p['cpu']['cores']} cores); Python {p['python']}, "
-                 f"{versions}.\n")
+                 f"{p['started']}; {machine}; CPU {describe_cpu(p['cpu'])}; "
+                 f"Python {p['python']}, {versions}.\n")
     out += [f"Note: {n}\n" for n in self.notes]
     return out
 

@@ -2,7 +2,8 @@
 
 ``provenance()`` records the command line, the git commit (and whether the
 working tree had uncommitted changes), the versions of Python and the
-numerical packages, the devices JAX sees, the CPU model and core count,
+numerical packages, the devices JAX sees, the CPU (model, family, vector
+extension, cores),
 and the start time. ``experiments/make_results.py`` renders each table's
 command and machine from this block, never from text typed into it.
 """
@@ -38,16 +39,35 @@ def _version(package: str):
     return None
 
 
-def cpu_model() -> str:
-  """The CPU's model name (``/proc/cpuinfo``), or the platform's guess."""
+# Vector extensions, widest first: the first one the CPU has is recorded.
+VECTOR_EXTENSIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                     ("avx", "AVX"), ("asimd", "NEON"))
+
+
+def cpu() -> dict:
+  """The CPU's model name, x86 family and model numbers and widest vector
+  extension (``/proc/cpuinfo``; the platform's guess elsewhere), and the
+  core count. Two VMs of one model name can differ in all but the name,
+  and in speed with them."""
+  info = {"model": platform.processor() or platform.machine(),
+          "cores": os.cpu_count()}
+  fields = {}
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
+        if not line.strip():
+          break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
   except OSError:
-    pass
-  return platform.processor() or platform.machine()
+    return info
+  flags = set(fields.get("flags", fields.get("Features", "")).split())
+  info.update({
+      "model": fields.get("model name", info["model"]),
+      "family": fields.get("cpu family"), "model_number": fields.get("model"),
+      "vector": next((name for flag, name in VECTOR_EXTENSIONS
+                      if flag in flags), None)})
+  return info
 
 
 def command(argv=None) -> str:
@@ -74,6 +94,6 @@ def provenance() -> dict:
       "device": {"platform": devices[0].platform,
                  "kind": devices[0].device_kind, "count": len(devices),
                  "processes": jax.process_count()},
-      "cpu": {"model": cpu_model(), "cores": os.cpu_count()},
+      "cpu": cpu(),
       "started": _STARTED.isoformat(timespec="seconds"),
   }

@@ -189,6 +189,11 @@ def assert_provenance(block, script):
     assert block["versions"][package]
   assert block["device"]["platform"] == "cpu" and block["device"]["count"] >= 1
   assert block["cpu"]["cores"] == os.cpu_count() and block["cpu"]["model"]
+  if os.path.exists("/proc/cpuinfo"):  # the widest vector extension, read
+    words = set(open("/proc/cpuinfo").read().split())  # here independently
+    widest = ("AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words
+              else block["cpu"]["vector"])
+    assert block["cpu"]["vector"] == widest
   assert block["python"] == sys.version.split()[0]
   assert block["started"][:4].isdigit()
 
