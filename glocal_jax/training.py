@@ -223,6 +223,10 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           step_scale: Any = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
+  Epochs of :class:`CompiledEpoch` (as :func:`make_epoch_fns` makes them)
+  compile before they run; once the first has compiled, those of the later
+  phases compile on a background thread while the first phase runs.
+
   Args:
     config: hyper-parameters and schedule.
     data: training ratings, or the :class:`TrainingData` of
