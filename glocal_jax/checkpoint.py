@@ -9,10 +9,13 @@ file into place, so a reader never sees a half-written checkpoint and a
 crash at any point leaves at least one complete one. :func:`load` reads the
 newest readable generation and says when a newer one was damaged. Files get
 the permissions of any other file the user creates (the umask applies).
+:class:`Writer` writes them on a background thread, so that training goes
+on while a checkpoint reaches the disk.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -95,16 +98,20 @@ def _lists(tree):
   return {k: _lists(v) for k, v in tree.items()}
 
 
-def save(directory: str, params: Any, key: jax.Array, meta: dict,
-         arrays: Optional[dict[str, np.ndarray]] = None) -> str:
-  """Writes ``directory/checkpoint.npz``, keeping the last one as
-  ``checkpoint.prev.npz``; returns the path."""
-  os.makedirs(directory, exist_ok=True)
+def _contents(params: Any, key: jax.Array, meta: dict,
+              arrays: Optional[dict[str, np.ndarray]]) -> dict:
+  """What a checkpoint file holds, as host arrays, taken now."""
   contents = {f"arrays/{k}": np.asarray(v) for k, v in (arrays or {}).items()}
   contents.update({f"params/{_path_name(p)}": np.asarray(x)
                    for p, x in jax.tree_util.tree_flatten_with_path(params)[0]})
   contents["key"] = np.asarray(key)
   contents["meta"] = np.asarray(json.dumps(meta, allow_nan=False))
+  return contents
+
+
+def _write(directory: str, contents: dict) -> str:
+  """Writes ``contents`` as the new generation (see the module docstring)."""
+  os.makedirs(directory, exist_ok=True)
   tmp = os.path.join(directory, f".checkpoint-{uuid.uuid4().hex}.npz")
   path = os.path.join(directory, FILENAME)
   try:
@@ -121,6 +128,56 @@ def save(directory: str, params: Any, key: jax.Array, meta: dict,
       os.remove(tmp)
     raise
   return path
+
+
+def save(directory: str, params: Any, key: jax.Array, meta: dict,
+         arrays: Optional[dict[str, np.ndarray]] = None) -> str:
+  """Writes ``directory/checkpoint.npz``, keeping the last one as
+  ``checkpoint.prev.npz``; returns the path."""
+  return _write(directory, _contents(params, key, meta, arrays))
+
+
+class Writer:
+  """:func:`save` on a background thread, one checkpoint at a time.
+
+  :meth:`save` takes the parameters to the host and ``meta`` to JSON at
+  once (later changes to either do not reach the file), waits for the
+  previous checkpoint to be written, and returns while the new one is
+  written. A failed write raises from the next :meth:`save` or from
+  :meth:`wait`; leaving the ``with`` block waits for the last write.
+
+  Example::
+
+    with checkpoint.Writer() as writer:
+      for epoch in ...:
+        writer.save(directory, params, key, meta)
+  """
+
+  def __init__(self):
+    self._executor = concurrent.futures.ThreadPoolExecutor(
+        1, "glocal_jax-checkpoint")
+    self._pending: Optional[concurrent.futures.Future] = None
+
+  def save(self, directory: str, params: Any, key: jax.Array, meta: dict,
+           arrays: Optional[dict[str, np.ndarray]] = None) -> None:
+    contents = _contents(params, key, meta, arrays)
+    self.wait()
+    self._pending = self._executor.submit(_write, directory, contents)
+
+  def wait(self) -> Optional[str]:
+    """Waits for the checkpoint being written; returns its path (None when
+    none was)."""
+    pending, self._pending = self._pending, None
+    return None if pending is None else pending.result()
+
+  def __enter__(self) -> "Writer":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    try:
+      self.wait()
+    finally:
+      self._executor.shutdown()
 
 
 def _read(path: str) -> Checkpoint:

@@ -246,7 +246,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     config: hyper-parameters and schedule.
     data: train/test (and optional validation) ratings.
     seed: seeds the parameter initialisation (``jax.random.PRNGKey(seed)``).
-    checkpoint_dir: if set, a checkpoint is written after every epoch.
+    checkpoint_dir: if set, a checkpoint is written after every epoch (on
+      a background thread, while the next epoch runs; all are written when
+      fit returns or raises).
     resume: continue from the checkpoint in ``checkpoint_dir`` (its config,
       seed and training data must match).
     stop_after: stop after this many epochs in this call (a later call with
@@ -307,16 +309,19 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log(epoch_line(entry, time.perf_counter() - tic,
                    eta_seconds(history, config, ratio)))
     if checkpoint_dir and jax.process_index() == 0:
-      checkpoint.save(checkpoint_dir, params, key, {
+      writer.save(checkpoint_dir, params, key, {
           "config": config.to_dict(), "seed": seed, "data": data_print,
           "phase": record.phase, "epoch": record.epoch, "history": history,
           "seconds": seconds_before + time.perf_counter() - tic},
           arrays=arrays)
     return record.metrics
 
-  training.train(config, train_data, key, params=params, start=start,
-                 callback=callback, epoch_fns=epoch_fns,
-                 max_epochs=stop_after, step_scale=step_scale)
+  # The next epoch runs while a checkpoint is written; the last is written
+  # before fit returns or raises.
+  with checkpoint.Writer() as writer:
+    training.train(config, train_data, key, params=params, start=start,
+                   callback=callback, epoch_fns=epoch_fns,
+                   max_epochs=stop_after, step_scale=step_scale)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
           "device": device_info(), "devices": devices,

@@ -70,6 +70,41 @@ def test_checkpoint_round_trip_is_exact_and_keeps_one_generation(tmp_path):
   assert checkpoint.load(str(tmp_path / "none")) is None
 
 
+def test_background_writer_writes_what_it_was_given_in_order(tmp_path):
+  """Writer.save takes params and meta at the call (a history appended to
+  afterwards is not in the file), writes the checkpoints in order, keeps
+  one generation back, and leaves none unwritten at the end."""
+  params = gj.init_params(jax.random.PRNGKey(0), 5, 4, hidden=(3,))
+  key = jax.random.PRNGKey(7)
+  history = []
+  with checkpoint.Writer() as writer:
+    for epoch in range(1, 4):
+      history.append(epoch)
+      params = jax.tree.map(lambda x: x + 1.0, params)
+      writer.save(str(tmp_path), params, key, {"history": history})
+    history.append(4)
+  ckpt = checkpoint.load(str(tmp_path))
+  assert ckpt.meta == {"history": [1, 2, 3]} and ckpt.damaged == []
+  for a, b in zip(jax.tree.leaves(ckpt.params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  os.remove(tmp_path / checkpoint.FILENAME)  # the generation before it:
+  previous = checkpoint.load(str(tmp_path))
+  assert previous.meta == {"history": [1, 2]}
+
+
+def test_background_writer_raises_a_failed_write(tmp_path):
+  blocked = tmp_path / "file"
+  blocked.write_text("not a folder")
+  writer = checkpoint.Writer()
+  writer.save(str(blocked), {"w": np.ones(2)}, jax.random.PRNGKey(0), {})
+  with pytest.raises(OSError):
+    writer.wait()
+  with pytest.raises(OSError):
+    with checkpoint.Writer() as writer:
+      writer.save(str(blocked / "sub"), {"w": np.ones(2)},
+                  jax.random.PRNGKey(0), {})
+
+
 def test_checkpoint_files_follow_the_umask(tmp_path):
   old = os.umask(0o022)
   try:
