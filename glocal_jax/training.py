@@ -272,12 +272,9 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   history = []
   known = None  # (phase, EpochStart) after an epoch: its end is the next start
   planned = schedule(config, start)[:max_epochs]
-  # Once the first epoch is compiled, the later phases' epochs compile on a
-  # background thread while the first phase runs (docs/optimizer.md).
+  later = [p for p in dict.fromkeys(p for p, _ in planned[1:])
+           if p != planned[0][0] and isinstance(epoch_fns[p], CompiledEpoch)]
   ahead = concurrent.futures.ThreadPoolExecutor(1, "glocal_jax-compile")
-  later = [(epoch_fns[p], _phase_tree(p, params)) for p in dict.fromkeys(
-      p for p, _ in planned[1:] if p != planned[0][0])
-           if isinstance(epoch_fns[p], CompiledEpoch)]
   try:
     for phase, epoch in planned:
       fn = epoch_fns[phase]
@@ -290,10 +287,14 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
         begin = EpochStart.unknown(np.zeros(seeds), tree)
       compile_seconds = fn.compile(tree, data, begin) if isinstance(
           fn, CompiledEpoch) else 0.0
-      for later_fn, later_tree in later:
-        later_fn.compile_ahead(ahead, later_tree, data, EpochStart.unknown(
-            np.zeros(seeds), later_tree))
-      later = []
+      # Once the first epoch is compiled, the later phases' epochs compile
+      # on a background thread while the first phase runs (docs/optimizer.md).
+      if not history:
+        for later_phase in later:
+          later_tree = _phase_tree(later_phase, params)
+          epoch_fns[later_phase].compile_ahead(
+              ahead, later_tree, data,
+              EpochStart.unknown(np.zeros(seeds), later_tree))
       tic = time.perf_counter()
       new_tree, stats = fn(tree, data, begin)
       new_params = ({**params, "autoencoder": new_tree}
