@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glocal_jax import data as gdata
-from glocal_jax import parsing
+from glocal_jax.data import parsing
 from test_data import reference_ml_1m_split
 
 

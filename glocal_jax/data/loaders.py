@@ -1,0 +1,316 @@
+"""The loaders: one function per data set, and :func:`load_dataset` by name."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from glocal_jax import ratings as rt
+from glocal_jax.data import parsing
+from glocal_jax.data.checks import build, check_raw, map_ids, scale_of, validate
+from glocal_jax.data.container import (STARS, DataFormatError, MissingDataError,
+                                       RatingData, RatingScale)
+from glocal_jax.data.reading import RawRatings, read_ratings
+from glocal_jax.data.sources import NETFLIX_FILES, SCALES, default_data_dir, locate
+from glocal_jax.data.splits import seeded_split
+from glocal_jax.data.synthetic import synthetic
+
+DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "ml-10m", "ml-20m",
+                             "ml-25m", "netflix", "douban", "file",
+                             "synthetic")
+
+
+def load_ml_100k(data_dir: Optional[str] = None,
+                 download: bool = False) -> RatingData:
+  """MovieLens-100K, canonical split ``u1.base`` / ``u1.test``.
+
+  Args:
+    data_dir: folder with ``u1.base`` and ``u1.test`` (default:
+      :func:`default_data_dir`).
+    download: fetch ``ml-100k.zip`` from GroupLens if the files are missing.
+
+  Returns:
+    1682 items x 943 users (counts from the union of both files).
+  """
+  data_dir = locate("ml-100k", data_dir, download)
+  parts = [check_raw(read_ratings(os.path.join(data_dir, name),
+                                   kinds=("int", "int", "number"),
+                                   delimiter="\t", header=False),
+                      STARS, positive_ids=True)[0]
+           for name in ("u1.base", "u1.test")]
+  return build("ml-100k", parts, STARS)
+
+
+def _load_movielens(name: str, file_name: str, data_dir: Optional[str],
+                    download: bool, test_fraction: float, seed: int,
+                    delimiter: str, header: bool) -> RatingData:
+  data_dir = locate(name, data_dir, download)
+  raw, notes = check_raw(read_ratings(
+      os.path.join(data_dir, file_name), kinds=("int", "int", "number"),
+      delimiter=delimiter, header=header), SCALES[name], positive_ids=True)
+  return build(name, seeded_split(raw, test_fraction, seed), SCALES[name],
+                notes)
+
+
+def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
+               test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-1M ``ratings.dat`` with the reference's seeded split.
+
+  Ids are remapped to 0..n-1 in sorted order of the raw ids; the rating rows
+  are shuffled with NumPy's legacy RNG seeded with ``seed`` (the stream of
+  ``np.random.seed(seed); np.random.shuffle(...)``, without touching the
+  global RNG); the first ``int(test_fraction * n_ratings)`` shuffled rows are
+  test, the rest train.
+
+  Args:
+    data_dir: folder with ``ratings.dat``.
+    download: fetch ``ml-1m.zip`` from GroupLens if it is missing.
+    test_fraction: share of ratings in the test set, in (0, 1).
+    seed: shuffle seed (reference: 1234).
+
+  Returns:
+    3706 items x 6040 users on the real file.
+  """
+  return _load_movielens("ml-1m", "ratings.dat", data_dir, download,
+                         test_fraction, seed, "::", False)
+
+
+def load_ml_10m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-10M ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``,
+  half stars 0.5..5), split as :func:`load_ml_1m`: 10,677 x 69,878."""
+  return _load_movielens("ml-10m", "ratings.dat", data_dir, download,
+                         test_fraction, seed, "::", False)
+
+
+def load_ml_20m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-20M ``ratings.csv`` (header ``userId,movieId,rating,
+  timestamp``, half stars), split as :func:`load_ml_1m`: 26,744 x 138,493."""
+  return _load_movielens("ml-20m", "ratings.csv", data_dir, download,
+                         test_fraction, seed, ",", True)
+
+
+def load_ml_25m(data_dir: Optional[str] = None, download: bool = False,
+                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+  """MovieLens-25M ``ratings.csv``, as :func:`load_ml_20m`."""
+  return _load_movielens("ml-25m", "ratings.csv", data_dir, download,
+                         test_fraction, seed, ",", True)
+
+
+def load_netflix(data_dir: Optional[str] = None,
+                 download: bool = False) -> RatingData:
+  """The Netflix Prize data, the probe set as the test set.
+
+  ``combined_data_1.txt`` .. ``combined_data_4.txt`` hold blocks headed
+  ``MovieID:`` of ``CustomerID,Rating,Date`` lines; ``probe.txt`` lists
+  ``MovieID:`` blocks of ``CustomerID`` lines whose ratings are in the
+  combined files: those are the test set and are removed from training
+  (the Prize's standard protocol). Netflix no longer distributes the data,
+  so this loader reads local files only.
+
+  Returns:
+    17,770 items x 480,189 users on the real files.
+  """
+  data_dir = data_dir or default_data_dir("netflix")
+  missing = [f for f in NETFLIX_FILES
+             if not os.path.isfile(os.path.join(data_dir, f))]
+  if missing:
+    raise MissingDataError(
+        f"netflix: {', '.join(missing)} not found in {data_dir}. Netflix no "
+        "longer distributes the Prize data and it cannot be downloaded here; "
+        "put the files of the Prize's training_set archive "
+        "(combined_data_1.txt .. combined_data_4.txt, probe.txt) there.")
+  del download
+  parts = [read_ratings(os.path.join(data_dir, f), netflix=True)
+           for f in NETFLIX_FILES[:-1]]
+  raw = RawRatings(data_dir, *(np.concatenate([getattr(p, k) for p in parts])
+                               for k in ("users", "items", "values",
+                                         "lines")))
+  raw, notes = check_raw(raw, STARS, positive_ids=True)
+  probe_path = os.path.join(data_dir, "probe.txt")
+  try:
+    probe = parsing.read_netflix(probe_path, with_ratings=False)
+  except parsing.ParseError as e:
+    raise DataFormatError(str(e)) from None
+  keys = raw.items.astype(np.int64) * (1 << 32) + raw.users
+  probe_keys = probe.columns[1].astype(np.int64) * (1 << 32) + probe.columns[0]
+  order = np.argsort(keys)
+  at = np.searchsorted(keys[order], probe_keys)
+  found = (at < keys.size) & (keys[order][np.minimum(at, keys.size - 1)]
+                              == probe_keys)
+  if not np.all(found):
+    i = int(np.argmin(found))
+    raise DataFormatError(
+        f"{probe_path}, line {probe.lines[i]}: customer {probe.columns[0][i]} "
+        f"has no rating of movie {probe.columns[1][i]} in the combined files.")
+  is_test = np.zeros(keys.size, bool)
+  is_test[order[at]] = True
+  train = raw.take(np.flatnonzero(~is_test))
+  test = raw.take(order[at])
+  test.path = probe_path
+  return build("netflix", [train, test], STARS, notes)
+
+
+def load_douban(data_dir: Optional[str] = None,
+                download: bool = False) -> RatingData:
+  """Douban (Monti et al. 2017), ``training_test_dataset.mat`` (HDF5).
+
+  Items x users are the arrays exactly as h5py returns them:
+  ``train = Otraining * M``, ``test = Otest * M`` (the reference's double
+  transpose cancels out).
+
+  Args:
+    data_dir: folder with ``training_test_dataset.mat``.
+    download: fetch it from the GitHub repository fmonti/mgcnn if missing.
+
+  Returns:
+    3000 items x 3000 users; ids are 1-based positions.
+  """
+  import h5py  # pylint: disable=g-import-not-at-top
+
+  data_dir = locate("douban", data_dir, download)
+  path = os.path.join(data_dir, "training_test_dataset.mat")
+  try:
+    f = h5py.File(path, "r")
+  except OSError as e:
+    raise DataFormatError(
+        f"{path}: not a MATLAB v7.3 (HDF5) file ({e}).") from e
+  with f:
+    missing = [k for k in ("M", "Otraining", "Otest") if k not in f]
+    if missing:
+      raise DataFormatError(
+          f"{path}: missing dataset(s) {missing}; expected 'M', 'Otraining' "
+          f"and 'Otest' (found {sorted(f.keys())}).")
+    ratings, o_train, o_test = (
+        np.asarray(f[k], np.float32) for k in ("M", "Otraining", "Otest"))
+  if not (ratings.ndim == 2 and ratings.shape == o_train.shape == o_test.shape):
+    raise DataFormatError(
+        f"{path}: M, Otraining, Otest must be equal 2-D shapes, got "
+        f"{ratings.shape}, {o_train.shape}, {o_test.shape}.")
+  train, test = o_train * ratings, o_test * ratings
+  if np.any(train < 0) or np.any(test < 0):
+    raise DataFormatError(f"{path}: negative ratings in M.")
+  return validate(RatingData("douban", rt.from_dense(train),
+                             rt.from_dense(test),
+                             np.arange(1, ratings.shape[0] + 1),
+                             np.arange(1, ratings.shape[1] + 1)), STARS)
+
+
+COLD_USERS = ("drop", "keep")
+
+
+def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
+                      test_fraction: float = 0.1, seed: int = 1234,
+                      delimiter: Optional[str] = None,
+                      header: Optional[bool] = None,
+                      columns: Sequence[int] = (0, 1, 2),
+                      scale: Optional[RatingScale] = None,
+                      duplicates: str = "error", cold_users: str = "drop",
+                      name: str = "file") -> RatingData:
+  """Any ratings file: ``user, item, rating`` columns, ids of any kind.
+
+  Args:
+    train_file: the ratings (all of them, without ``test_file``).
+    test_file: held-out ratings; None splits ``train_file`` by
+      ``test_fraction`` with the reference's seeded shuffle
+      (:func:`load_ml_1m`).
+    test_fraction, seed: the split when there is no ``test_file``.
+    delimiter: one of ``"::"``, tab, ``","``, ``";"``, ``" "`` (runs of
+      spaces); None detects it.
+    header: whether the first line names the columns; None detects it.
+    columns: 0-based fields of the user id, the item id and the rating;
+      other fields are ignored.
+    scale: the rating scale; None takes the range of the ratings, in steps
+      of 1 or 0.5 when they all are.
+    duplicates: a ``(user, item)`` pair rated twice in a file: ``"error"``,
+      or ``"last"`` to keep the last (counted in the notes).
+    cold_users: test ratings by users with no training rating: ``"drop"``
+      (the default: an item-based autoencoder has no trained output for such
+      a user; they are counted in the notes) or ``"keep"``. Test items with
+      no training rating are kept: their input row is empty, and after
+      fine-tuning it is filled by the convolution from neighbouring items.
+    name: the data set's name in results.
+
+  Returns:
+    :class:`RatingData` whose ``user_ids``/``item_ids`` are the file's ids
+    (int64 when all ids are integers, else bytes), in sorted order.
+
+  Raises:
+    MissingDataError: a file does not exist.
+    DataFormatError: naming the file and line; also when the test file
+      shares no user and no item with training.
+  """
+  if cold_users not in COLD_USERS:
+    raise ValueError(f"cold_users must be one of {COLD_USERS}, got "
+                     f"{cold_users!r}.")
+  read = lambda path: read_ratings(path, columns=columns, delimiter=delimiter,
+                                   header=header)
+  train = read(train_file)
+  test = read(test_file) if test_file else None
+  if scale is None:
+    scale = scale_of(train.values if test is None else
+                      np.concatenate([train.values, test.values]))
+  train, notes = check_raw(train, scale, False, duplicates)
+  if test is None:
+    train, test = seeded_split(train, test_fraction, seed)
+  else:
+    test, more = check_raw(test, scale, False, duplicates)
+    notes += more
+  if test.values.size == 0 or train.values.size == 0:
+    raise DataFormatError(
+        f"{train_file}: {test.values.size} test and {train.values.size} "
+        "training ratings; both are needed.")
+  _, (train_users, test_users) = map_ids([train.users, test.users])
+  _, (train_items, test_items) = map_ids([train.items, test.items])
+  warm_user = np.isin(test_users, train_users)
+  warm_item = np.isin(test_items, train_items)
+  if not (np.any(warm_user) or np.any(warm_item)):
+    what = (f"{test.path}" if test_file else
+            f"the test split of {train.path}")
+    raise DataFormatError(
+        f"{what} shares no user and no item with the training ratings: "
+        "nothing learnt from training applies to it (another id scheme, or "
+        "the columns in another order?).")
+  cold = np.flatnonzero(~warm_user)
+  if cold.size:
+    users = np.unique(test.users[cold]).size
+    if cold_users == "drop":
+      if cold.size == test.values.size:
+        raise DataFormatError(
+            f"all {cold.size} test ratings are by users with no training "
+            "rating (cold users); nothing would be left to evaluate. Pass "
+            "cold_users='keep' (--cold_users=keep) to keep them.")
+      test = test.take(np.flatnonzero(warm_user))
+      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
+                   "training rating dropped (cold users).")
+    else:
+      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
+                   "training rating kept (cold users: their predictions "
+                   "are untrained).")
+  _, (train_items, test_items) = map_ids([train.items, test.items])
+  cold_items = ~np.isin(test_items, train_items)
+  if np.any(cold_items):
+    notes.append(f"{int(cold_items.sum())} test rating(s) of "
+                 f"{np.unique(test_items[cold_items]).size} item(s) with no "
+                 "training rating kept (cold items).")
+  return build(name, [train, test], scale, notes)
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None,
+                 download: bool = False, **kwargs) -> RatingData:
+  """Loads ``name`` (one of :data:`DATASETS`); ``kwargs`` go to its loader
+  (for ``"file"``: :func:`load_ratings_file`'s, without ``data_dir``)."""
+  loaders = {"ml-100k": load_ml_100k, "ml-1m": load_ml_1m,
+             "ml-10m": load_ml_10m, "ml-20m": load_ml_20m,
+             "ml-25m": load_ml_25m, "netflix": load_netflix,
+             "douban": load_douban}
+  if name == "synthetic":
+    return synthetic(**kwargs)
+  if name == "file":
+    return load_ratings_file(**kwargs)
+  if name not in loaders:
+    raise ValueError(f"Unknown dataset {name!r}; known: {DATASETS}.")
+  return loaders[name](data_dir, download, **kwargs)
