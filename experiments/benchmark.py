@@ -239,7 +239,8 @@ def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
   count = cli.device_count()
   mesh = sharding.device_mesh(count) if count > 1 and FLAGS.seeds == 1 else (
       None)
-  train_data = training.prepare(config, data.train, copies=FLAGS.seeds,
+  train_data = training.prepare(config, experiment.model_ratings(data),
+                                copies=FLAGS.seeds,
                                 mesh=mesh)
   jax.block_until_ready(train_data)
   row = {"representation": representation, "plan": train_data.plan.to_dict(),

@@ -13,12 +13,14 @@ import sys
 import tempfile
 
 import dataclasses
+import json
 
 from absl import flags
 import jax
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
+from glocal_jax.data.reading import cache_root
 
 FLAGS = flags.FLAGS
 DELIMITERS = {"auto": None, "comma": ",", "tab": "\t", "colons": "::",
@@ -41,14 +43,16 @@ PRESET_FLAGS = {
 
 # Datasets without a preset of their own train with the nearest one.
 DEFAULT_PRESET = {"synthetic": "ml-100k", "file": "ml-100k",
+                  "flixster": "douban", "yahoo_music": "douban",
                   "ml-10m": "ml-1m", "ml-20m": "ml-1m", "ml-25m": "ml-1m",
                   "netflix": "ml-1m"}
 
 
 def default_cache_dir() -> str:
-  """``$GLOCAL_JAX_CACHE``, else ``~/.cache/glocal_jax/xla``."""
-  return os.environ.get("GLOCAL_JAX_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "glocal_jax", "xla")
+  """JAX's compilation cache: ``xla`` under the cache root
+  (:func:`glocal_jax.data.reading.cache_root`: ``$GLOCAL_JAX_CACHE``, else
+  ``$XDG_CACHE_HOME/glocal_jax``, else ``~/.cache/glocal_jax``)."""
+  return os.path.join(cache_root(), "xla")
 
 
 def use_compilation_cache() -> None:
@@ -116,6 +120,10 @@ def define_model_flags() -> None:
                        "products (0: from the device's memory).")
   flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
                        "products (0: the device's default).")
+  flags.DEFINE_string("config_json", None,
+                      "A config file (e.g. tune.py's DIR/config.json) to "
+                      "start from instead of the preset; the model flags "
+                      "that are set still apply.")
   flags.DEFINE_string("preset", None,
                       "Hyper-parameter preset, of "
                       f"{list(gj.PRESETS)} (default: the dataset's; "
@@ -154,13 +162,31 @@ def define_data_flags(multi: bool = False) -> None:
     flags.DEFINE_enum("duplicates", "error", ["error", "last"],
                       "--dataset=file: a pair rated twice is an error, or "
                       "the last rating is kept.")
-    flags.DEFINE_enum("cold_users", "drop", list(gdata.COLD_USERS),
+    flags.DEFINE_enum("cold_users", "keep", list(gdata.COLD_USERS),
                       "--dataset=file: test ratings by users without a "
-                      "training rating (no trained output) are dropped, or "
-                      "kept.")
-  flags.DEFINE_list("rating_scale", None, "low,high[,step] of the ratings, "
-                    "the range predictions are clipped to (default: the "
-                    "dataset's; for --dataset=file, from the data).")
+                      "training rating are kept (the full test set; "
+                      "predicted by the fallback, see --cold_fallback), or "
+                      "dropped.")
+    flags.DEFINE_enum("fold", "1", list(gdata.FOLDS), "--dataset=ml-100k: "
+                      "the split: u1 (the paper's) .. u5 (the release's "
+                      "5-fold cross-validation), ua/ub (10 test ratings per "
+                      "user), or all (u.data split by --test_fraction and "
+                      "--split_seed).")
+  flags.DEFINE_list("rating_scale", None, "low,high[,step] of the ratings: "
+                    "what the loader checks them against, the range "
+                    "predictions are clipped to and the one mapped onto the "
+                    "model's 1..5 (default: the dataset's; for "
+                    "--dataset=file, from the data).")
+  flags.DEFINE_string("cache_dir", None, "Cache of parsed rating files "
+                      "(default: $GLOCAL_JAX_CACHE/parsed, else "
+                      "$XDG_CACHE_HOME/glocal_jax/parsed, else "
+                      "~/.cache/glocal_jax/parsed; 'none': no cache). Never "
+                      "the data's folder.")
+  flags.DEFINE_bool("cold_fallback", True, "Predict the test ratings of "
+                    "users or items without a training rating by their "
+                    "item's (else user's, else the global) training mean "
+                    "(glocal_jax.baselines.fallback_predictions); false: by "
+                    "the model, as the authors' code.")
   flags.DEFINE_bool("download", False, "Download missing dataset files.")
   flags.DEFINE_integer("synthetic_items", 1682, "Synthetic: items.")
   flags.DEFINE_integer("synthetic_users", 943, "Synthetic: users.")
@@ -196,9 +222,24 @@ def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
   changes.update(overrides)
   name = FLAGS.preset or DEFAULT_PRESET.get(dataset, dataset)
   try:
+    if FLAGS.config_json:
+      return config_file(FLAGS.config_json).replace(**changes)
     return gj.preset(name, **changes)
   except ValueError as e:
     fail(str(e))
+
+
+def config_file(path: str) -> gj.GLocalKConfig:
+  """The config saved in ``path`` (JSON of ``GLocalKConfig.to_dict()``),
+  or a clear exit."""
+  try:
+    with open(path) as f:
+      fields = json.load(f)
+    if isinstance(fields.get("hidden"), list):
+      fields["hidden"] = tuple(fields["hidden"])
+    return gj.GLocalKConfig(**fields)
+  except (OSError, ValueError, TypeError, AttributeError) as e:
+    fail(f"--config_json={path}: not a config file ({e})")
 
 
 def rating_scale() -> gdata.RatingScale | None:
@@ -238,7 +279,9 @@ def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
          **options) -> gdata.RatingData | None:
   """Loads ``dataset`` (``options`` go to its loader), turning data errors
   into a clear exit; with ``skip_missing``, missing files print a message and
-  give None instead. ``--rating_scale`` replaces the dataset's scale."""
+  give None instead. ``--rating_scale`` replaces the dataset's scale before
+  the loader checks the ratings against it."""
+  scale = rating_scale()
   try:
     if dataset == "synthetic":
       data = gdata.synthetic(
@@ -247,9 +290,16 @@ def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
           FLAGS.synthetic_test_fraction,
           n_ratings=FLAGS.synthetic_ratings, item_skew=FLAGS.synthetic_skew,
           user_skew=FLAGS.synthetic_skew)
+      if scale is not None:
+        data = gdata.validate(dataclasses.replace(data, scale=scale), scale)
     elif dataset == "file":
-      data = gdata.load_ratings_file(**file_options(), **options)
+      data = gdata.load_ratings_file(**file_options(), **options,
+                                     cache_dir=FLAGS.cache_dir)
     else:
+      if scale is not None:
+        options["scale"] = scale
+      if dataset not in gdata.MONTI_DATASETS:
+        options["cache_dir"] = FLAGS.cache_dir
       data = gdata.load_dataset(dataset, data_dir, FLAGS.download, **options)
   except gdata.MissingDataError as e:
     if not skip_missing:
@@ -258,14 +308,17 @@ def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
     return None
   except (gdata.DataFormatError, ValueError) as e:
     fail(str(e))
-  scale = rating_scale()
-  return data if scale is None else dataclasses.replace(data, scale=scale)
+  return data
 
 
 def split_options(dataset: str) -> dict:
-  """The seeded-split flags for the datasets that are split that way."""
+  """The split flags of the datasets that take them (the seeded split;
+  ML-100K's folds)."""
+  seeded = {"test_fraction": FLAGS.test_fraction, "seed": FLAGS.split_seed}
   if dataset in ("ml-1m", "ml-10m", "ml-20m", "ml-25m"):
-    return {"test_fraction": FLAGS.test_fraction, "seed": FLAGS.split_seed}
+    return seeded
+  if dataset == "ml-100k" and "fold" in FLAGS:
+    return {"fold": FLAGS.fold, **(seeded if FLAGS.fold == "all" else {})}
   return {}
 
 

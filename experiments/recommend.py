@@ -19,6 +19,7 @@ import numpy as np
 import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import checkpoint, recommend, training
+from glocal_jax import data as gdata
 
 flags.DEFINE_string("checkpoint_dir", None, "Folder of a training checkpoint.")
 flags.DEFINE_string("user", None, "User id, as in the rating file.")
@@ -63,12 +64,14 @@ def main(argv):
   unrated = int((~rated).sum())
   k = min(FLAGS.k, unrated)
   config = gj.GLocalKConfig(**ckpt.meta["config"])
-  scores = training.predict(config, ckpt.params,
-                            training.prepare(config, ratings),
-                            jnp.arange(shape[0]), jnp.full(shape[0], column),
-                            ckpt.meta["phase"])
-  low, high = arrays["scale"][:2] if "scale" in arrays else (1.0, 5.0)
-  items, scores = recommend.top_k_unrated(scores, rated, k, low, high)
+  scale = (gdata.RatingScale(*(float(x) for x in arrays["scale"]))
+           if "scale" in arrays else gdata.STARS)
+  scores = scale.from_model(training.predict(
+      config, ckpt.params,
+      training.prepare(config, scale.to_model_ratings(ratings)),
+      jnp.arange(shape[0]), jnp.full(shape[0], column), ckpt.meta["phase"]))
+  items, scores = recommend.top_k_unrated(scores, rated, k, scale.low,
+                                          scale.high)
   print(f"user {FLAGS.user}: top {k} of {unrated} unrated items "
         f"(model after {ckpt.meta['phase']} epoch {ckpt.meta['epoch']})")
   for rank, (item, score) in enumerate(zip(np.asarray(items),

@@ -112,7 +112,8 @@ def run_row(data: gdata.RatingData, config: gj.GLocalKConfig,
     start = ("pretrain", config.pretrain_epochs)
   result = experiment.fit_seeds(config, data, seeds, log=log_line,
                                 epoch_fns=batched_epoch_fns(config),
-                                params=params, start=start)
+                                params=params, start=start,
+                                cold_fallback=FLAGS.cold_fallback)
   result["seconds"] += seconds_before
   block = "best" if protocol == "paper" else "selected"
   row = summary_row(data.name, fields, protocol, result["mean"][block],
@@ -138,8 +139,8 @@ def run_model_row(data: gdata.RatingData, dataset: str, model: str,
   start = time.perf_counter()
   predictions = gj.mean_predictions(data.train, data.test.items,
                                     data.test.users, MEAN_BASELINES[model])
-  result = {k: float(v) for k, v in gj.evaluate(
-      predictions, data.test, data.scale.low, data.scale.high).items()}
+  result = {k: float(v) for k, v in experiment.scaled_metrics(
+      predictions, data.test, data.scale).items()}
   seconds = time.perf_counter() - start
   row = summary_row(data.name, {"model": model, **fields}, protocol, result,
                     dict.fromkeys(experiment.METRICS, 0.0), result, [result],

@@ -90,7 +90,8 @@ def main(argv):
     result = experiment.fit(config, data, FLAGS.seed,
                             checkpoint_dir=checkpoint_dir(),
                             resume=FLAGS.resume, stop_after=FLAGS.stop_after,
-                            mesh=cli.items_mesh())
+                            mesh=cli.items_mesh(),
+                            cold_fallback=FLAGS.cold_fallback)
   except NonFiniteError as e:
     kept = (f" The last good checkpoint is kept in {checkpoint_dir()}."
             if checkpoint_dir() else "")

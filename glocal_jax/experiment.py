@@ -21,9 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import checkpoint, flops, metrics, representations, training
+from glocal_jax import (baselines, checkpoint, flops, metrics, representations,
+                        training)
 from glocal_jax.config import GLocalKConfig
-from glocal_jax.data import RatingData
+from glocal_jax.data import MODEL_SCALE, RatingData, RatingScale
+from glocal_jax.ratings import Ratings
 from glocal_jax.representations import TrainingData
 
 METRICS: tuple[str, ...] = ("rmse", "mae", "ndcg")
@@ -38,25 +40,64 @@ def device_info() -> dict:
 
 
 def _splits(data: RatingData) -> dict:
-  """The evaluated splits of ``data``: test, and validation if any."""
+  """What an evaluation reads: the training ratings (for the fallback of
+  cold pairs) and the evaluated splits, test and validation if any."""
   splits = {"test": data.test}
   if data.valid is not None:
     splits["valid"] = data.valid
-  return jax.device_put(splits)
+  return jax.device_put({"train": data.train, "splits": splits})
 
 
-@functools.partial(jax.jit, static_argnums=(3, 5, 6))
-def _metrics(params, train_data: TrainingData, splits: dict, finetuned: bool,
-             dot_scale, aggregation, stacked: bool, clip) -> dict:
+def model_ratings(data: RatingData):
+  """``data.train`` on the model's scale (:meth:`RatingScale.to_model`):
+  what the model trains on."""
+  return data.scale.to_model_ratings(data.train)
+
+
+def scaled_metrics(predictions: jax.Array, targets: Ratings,
+                   scale: RatingScale) -> dict:
+  """``{"rmse", "mae", "ndcg"}`` of ``(k,)`` predictions on ``scale``:
+  RMSE and MAE of the predictions clipped to it, in its units; NDCG with
+  the gains ``2^r - 1`` of the ratings mapped onto the model's 1..5
+  (:meth:`RatingScale.to_model`; the ranking is unchanged), so that it
+  means the same on 1..100 as on the paper's 1..5 (where it is
+  :func:`glocal_jax.metrics.evaluate` exactly)."""
+  clipped = jnp.clip(predictions, scale.low, scale.high)
+  out = metrics.evaluate(predictions, targets, scale.low, scale.high)
+  if not scale.is_model_scale():
+    out["ndcg"] = metrics.ndcg(scale.to_model(clipped),
+                               scale.to_model_ratings(targets), *MODEL_SCALE)
+  return out
+
+
+@functools.partial(jax.jit, static_argnums=(3, 5, 6, 7, 8))
+def _metrics(params, train_data: TrainingData, evaluated: dict,
+             finetuned: bool, dot_scale, aggregation, stacked: bool,
+             scale: RatingScale, cold_fallback: bool) -> dict:
   """Every metric of every split in one compiled call; with ``stacked``
   parameters, per seed and of the seeds' ensemble (the mean clipped
-  prediction). ``clip``: ``(min_rating, max_rating)``."""
+  prediction). Predictions are mapped back from the model's scale onto
+  ``scale``, the pairs of cold users or items predicted by
+  :func:`~glocal_jax.baselines.fallback_predictions` (with
+  ``cold_fallback``), and clipped to ``scale``. Besides the metrics,
+  ``{split}_spread`` (:func:`~glocal_jax.metrics.item_spread`) tells a
+  collapsed model."""
   out = {}
-  evaluate = lambda pred, targets: metrics.evaluate(pred, targets, *clip)
-  for split, targets in splits.items():
-    predict = lambda p: representations.predict(
-        p, train_data, targets.items, targets.users, finetuned, dot_scale,
-        aggregation)
+  clip = (scale.low, scale.high)
+
+  def evaluate(pred, targets):
+    return {**scaled_metrics(pred, targets, scale),
+            "spread": metrics.item_spread(jnp.clip(pred, *clip), targets)}
+
+  for split, targets in evaluated["splits"].items():
+    def predict(p, targets=targets):
+      pred = scale.from_model(representations.predict(
+          p, train_data, targets.items, targets.users, finetuned, dot_scale,
+          aggregation))
+      if not cold_fallback:
+        return pred
+      return baselines.fallback_predictions(pred, evaluated["train"],
+                                            targets.items, targets.users)
     if not stacked:
       out.update({f"{split}_{k}": v for k, v in evaluate(
           predict(params), targets).items()})
@@ -71,21 +112,53 @@ def _metrics(params, train_data: TrainingData, splits: dict, finetuned: bool,
 
 
 def evaluate(config: GLocalKConfig, params, data: RatingData,
-             train_data: TrainingData, phase: str) -> dict:
+             train_data: TrainingData, phase: str,
+             cold_fallback: bool = True) -> dict:
   """Test (and validation, if any) metrics of ``params`` after ``phase``.
 
-  ``train_data``: ``data.train`` prepared (:func:`training.prepare`).
-  Predictions are clipped to ``data.scale``. Parameters stacked over seeds
-  give a list per metric (one value per seed) and ``ensemble_*`` values.
-  One compiled call, one transfer.
+  ``train_data``: :func:`model_ratings` of ``data`` prepared
+  (:func:`training.prepare`). Predictions are mapped back onto
+  ``data.scale`` and clipped to it; with ``cold_fallback`` the pairs of
+  users or items without a training rating are predicted by
+  :func:`~glocal_jax.baselines.fallback_predictions`. Parameters stacked
+  over seeds give a list per metric (one value per seed) and
+  ``ensemble_*`` values. One compiled call, one transfer.
   """
   stacked = training._is_stacked(params)  # pylint: disable=protected-access
   out = jax.device_get(_metrics(params, train_data, _splits(data),
                                 phase == "finetune", config.dot_scale,
-                                config.aggregation, stacked,
-                                (data.scale.low, data.scale.high)))
+                                config.aggregation, stacked, data.scale,
+                                cold_fallback))
   return {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
           for k, v in out.items()}
+
+
+def evaluated_counts(data: RatingData) -> dict:
+  """How many ratings each split evaluates, and how many of the test
+  ratings are of users or items without a training rating."""
+  cold_user, cold_item = (np.asarray(c) for c in baselines.cold_entries(
+      data.train, data.test.items, data.test.users))
+  real = np.asarray(data.test.values) > 0
+  counts = {"test_ratings": data.test.count(),
+            "test_cold_users": int((real & cold_user).sum()),
+            "test_cold_items": int((real & cold_item & ~cold_user).sum())}
+  if data.valid is not None:
+    counts["valid_ratings"] = data.valid.count()
+  return counts
+
+
+def mean_predictor_rmse(data: RatingData) -> dict:
+  """``{split: {predictor: RMSE}}`` of the mean predictors
+  (:mod:`glocal_jax.baselines`) on the test and validation splits."""
+  out = {}
+  for split, targets in (("test", data.test), ("valid", data.valid)):
+    if targets is None:
+      continue
+    out[split] = {by: float(metrics.rmse(
+        baselines.mean_predictions(data.train, targets.items, targets.users,
+                                   by), targets, data.scale.low,
+        data.scale.high)) for by in baselines.MEAN_PREDICTORS}
+  return out
 
 
 def summarise(history: list[dict]) -> dict:
@@ -107,12 +180,75 @@ def summarise(history: list[dict]) -> dict:
     best[f"{k}_epoch"] = epochs[i]["epoch"]
   summary["best"] = best
   if "valid_rmse" in epochs[0]["metrics"]:
-    i = int(np.argmin([h["metrics"]["valid_rmse"] for h in epochs]))
-    summary["selected"] = {k: epochs[i]["metrics"][f"test_{k}"]
+    # Among the epochs of both phases: a fine-tuning that ends worse than
+    # pre-training on validation keeps the pre-trained model.
+    i = int(np.argmin([h["metrics"]["valid_rmse"] for h in history]))
+    chosen = history[i]
+    summary["selected"] = {k: chosen["metrics"][f"test_{k}"]
                            for k in METRICS}
-    summary["selected"]["epoch"] = epochs[i]["epoch"]
-    summary["selected"]["valid_rmse"] = epochs[i]["metrics"]["valid_rmse"]
+    summary["selected"].update(phase=chosen["phase"], epoch=chosen["epoch"],
+                               valid_rmse=chosen["metrics"]["valid_rmse"])
   return summary
+
+
+# Predictions whose item spread (metrics.item_spread) is below this share of
+# the rating range are one value per user: a collapsed model.
+COLLAPSE_SPREAD = 1e-3
+
+
+def diagnose(summary: dict, history: list[dict], means: dict,
+             scale: RatingScale) -> list[str]:
+  """What a user must know about a run (one seed): a collapse, a
+  fine-tuning that did not help, a model no better than a mean predictor.
+
+  Args:
+    summary: :func:`summarise` of ``history``.
+    history: the epoch dicts.
+    means: :func:`mean_predictor_rmse` of the data.
+    scale: the data's rating scale.
+
+  Returns:
+    one sentence per finding (empty for a healthy run).
+  """
+  found = []
+  if not history:
+    return found
+  selected = summary.get("selected")
+  checked = {("final", history[-1]["phase"], history[-1]["epoch"])}
+  if selected:
+    checked.add(("selected", selected["phase"], selected["epoch"]))
+  for what, phase, epoch in sorted(checked):
+    entry = next(h for h in history
+                 if (h["phase"], h["epoch"]) == (phase, epoch))
+    spread = entry["metrics"].get("test_spread")
+    if spread is not None and spread < COLLAPSE_SPREAD * (
+        scale.high - scale.low):
+      found.append(
+          f"the {what} model ({phase} epoch {epoch}) has collapsed: its "
+          f"predictions vary by {spread:.2g} across a user's items, i.e. it "
+          "predicts one value per user and ranks every user's items alike "
+          "(try a smaller dot_scale or lambda_s, or --pretrain_only).")
+  if selected and selected["phase"] == "pretrain" and (
+      summary["phase"] == "finetune"):
+    tuned = min(h["metrics"]["valid_rmse"] for h in history
+                if h["phase"] == "finetune")
+    found.append(
+        f"fine-tuning never beat pre-training on validation (best "
+        f"fine-tuning validation RMSE {tuned:.4f}, pre-training epoch "
+        f"{selected['epoch']} {selected['valid_rmse']:.4f}): the pre-trained "
+        "model is selected.")
+  split, value = (("valid", selected["valid_rmse"]) if selected else
+                  ("test", history[-1]["metrics"]["test_rmse"]))
+  if split in means:
+    by, best = min(means[split].items(), key=lambda kv: kv[1])
+    if value >= best:
+      what = "selected" if selected else "final"
+      found.append(
+          f"the {what} model's {split} RMSE {value:.4f} is no better than "
+          f"the {by}-mean predictor's {best:.4f} on the same ratings: the "
+          "model has learnt nothing a mean does not know (its "
+          "hyper-parameters need tuning on a validation split).")
+  return found
 
 
 def eta_seconds(history: list[dict], config: GLocalKConfig,
@@ -239,8 +375,13 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
         stop_after: Optional[int] = None,
         log: Callable[[str], None] = print,
         epoch_fns: Optional[dict] = None,
-        mesh: Optional[jax.sharding.Mesh] = None) -> dict:
+        mesh: Optional[jax.sharding.Mesh] = None,
+        cold_fallback: bool = True) -> dict:
   """Trains, evaluates every epoch, and summarises one run.
+
+  The model trains on the ratings mapped onto its own scale
+  (:func:`model_ratings`); every metric is on the data's scale, over the
+  whole test set (see :func:`evaluate` for ``cold_fallback``).
 
   Args:
     config: hyper-parameters and schedule.
@@ -259,10 +400,15 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     mesh: split the items over this mesh's devices
       (:func:`glocal_jax.sharding.device_mesh`). With several processes
       (``jax.distributed``), only process 0 logs and writes checkpoints.
+    cold_fallback: predict the test pairs of users or items without a
+      training rating by :func:`~glocal_jax.baselines.fallback_predictions`
+      (False: by the model, as the authors' code does).
 
   Returns:
     JSON-able dict: ``dataset``, ``seed``, ``config``, ``device``, ``plan``,
-    ``data`` (its fingerprint), ``seconds`` (wall time over all resumed
+    ``data`` (its fingerprint and :func:`evaluated_counts`),
+    ``cold_fallback``, ``mean_predictors`` (:func:`mean_predictor_rmse`),
+    ``warnings`` (:func:`diagnose`, also logged), ``seconds`` (wall time over all resumed
     calls) split into ``train_seconds``, ``evaluation_seconds``,
     ``compile_seconds`` and ``prepare_seconds``, ``history``, ``best``,
     ``final`` and, with a validation split, ``selected``; ``complete`` says
@@ -275,7 +421,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log, checkpoint_dir = (lambda _: None), (checkpoint_dir if resume
                                              else None)
   tic = time.perf_counter()
-  train_data = training.prepare(config, data.train, mesh=mesh)
+  train_data = training.prepare(config, model_ratings(data), mesh=mesh)
   prepare_seconds = time.perf_counter() - tic
   devices = 1 if mesh is None else mesh.size
   log(f"prepared the ratings as {train_data.plan.name} in "
@@ -302,7 +448,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, data, train_data, record.phase)
+    record.metrics = evaluate(config, params, data, train_data, record.phase,
+                              cold_fallback)
     entry = {**record.to_dict(),
              "evaluation_seconds": time.perf_counter() - evaluation_tic}
     history.append(entry)
@@ -323,16 +470,24 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
                    callback=callback, epoch_fns=epoch_fns,
                    max_epochs=stop_after, step_scale=step_scale)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
+  summary = summarise(history)
+  means = mean_predictor_rmse(data)
+  warnings = diagnose(summary, history, means, data.scale)
+  for warning in warnings:
+    log(f"warning: {warning}")
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
           "device": device_info(), "devices": devices,
-          "plan": train_data.plan.to_dict(), "data": data_print,
+          "plan": train_data.plan.to_dict(),
+          "data": {**data_print, **evaluated_counts(data)},
+          "cold_fallback": cold_fallback, "mean_predictors": means,
+          "warnings": warnings,
           "seconds": seconds_before + time.perf_counter() - tic,
           "train_seconds": total("seconds"),
           "evaluation_seconds": total("evaluation_seconds"),
           "compile_seconds": total("compile_seconds"),
           "prepare_seconds": prepare_seconds,
           "complete": len(history) == len(training.schedule(config)),
-          "history": history, **summarise(history)}
+          "history": history, **summary}
 
 
 def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
@@ -353,7 +508,8 @@ def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
 def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
               log: Callable[[str], None] = print,
               epoch_fns: Optional[dict] = None,
-              params=None, start: tuple[str, int] = ("pretrain", 0)) -> dict:
+              params=None, start: tuple[str, int] = ("pretrain", 0),
+              cold_fallback: bool = True) -> dict:
   """Trains ``len(seeds)`` seeds as one compiled program.
 
   Seed ``s`` starts from ``jax.random.PRNGKey(s)``, as :func:`fit` does.
@@ -362,23 +518,28 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   batched=True, seed_batching="vmap")`` to vectorise them instead (see
   docs/optimizer.md). ``params`` (stacked over seeds)
   and ``start`` continue a schedule, e.g. from :func:`pretrain_snapshots`;
-  the history then holds the epochs run here only.
+  the history then holds the epochs run here only. Scales, the whole test
+  set and ``cold_fallback`` as in :func:`fit`.
 
   Returns:
     JSON-able dict: ``seeds``, ``config``, ``device``, ``seconds``,
     ``history`` (per-seed lists and ensemble values per epoch),
     ``per_seed`` (each seed's :func:`summarise`), ``mean`` / ``std`` over
     seeds of each summary value, and ``ensemble`` (:func:`summarise` of the
-    mean clipped prediction).
+    mean clipped prediction), ``data`` (:func:`evaluated_counts`),
+    ``mean_predictors`` and ``warnings`` (each seed's :func:`diagnose`,
+    also logged).
   """
   history = []
   tic = time.perf_counter()
-  train_data = training.prepare(config, data.train, copies=len(seeds))
+  train_data = training.prepare(config, model_ratings(data),
+                                copies=len(seeds))
   ratio = flop_ratio(config, train_data)
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, data, train_data, record.phase)
+    record.metrics = evaluate(config, params, data, train_data, record.phase,
+                              cold_fallback)
     history.append({**record.to_dict(), "evaluation_seconds":
                     time.perf_counter() - evaluation_tic})
     m = record.metrics
@@ -391,17 +552,27 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   epoch_fns = epoch_fns or training.make_epoch_fns(config, batched=True)
   training.train(config, train_data, seed_keys(seeds), params=params,
                  start=start, callback=callback, epoch_fns=epoch_fns)
-  per_seed = [summarise(_seed_view(history, i)) for i in range(len(seeds))]
+  views = [_seed_view(history, i) for i in range(len(seeds))]
+  per_seed = [summarise(view) for view in views]
+  means = mean_predictor_rmse(data)
+  warnings = [f"seed {seed}: {w}" for seed, summary, view in
+              zip(seeds, per_seed, views)
+              for w in diagnose(summary, view, means, data.scale)]
+  for warning in warnings:
+    log(f"warning: {warning}")
   stats = {}
   for name in ("mean", "std"):
     reduce = np.mean if name == "mean" else np.std
     stats[name] = {
         block: {k: float(reduce([s[block][k] for s in per_seed]))
-                for k in per_seed[0][block] if not k.endswith("epoch")}
+                for k in per_seed[0][block]
+                if not k.endswith("epoch") and k != "phase"}
         for block in ("best", "final", "selected") if block in per_seed[0]}
   return {"dataset": data.name, "seeds": list(seeds),
           "config": config.to_dict(), "device": device_info(),
-          "plan": train_data.plan.to_dict(),
+          "plan": train_data.plan.to_dict(), "data": evaluated_counts(data),
+          "cold_fallback": cold_fallback, "mean_predictors": means,
+          "warnings": warnings,
           "seconds": time.perf_counter() - tic, "history": history,
           "per_seed": per_seed, **stats,
           "ensemble": summarise(_seed_view(history, None))}
@@ -445,7 +616,8 @@ def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
           f"{time.perf_counter() - tic:.1f}s elapsed")
 
   schedule = config.replace(pretrain_epochs=max(epochs), finetune_epochs=0)
-  training.train(schedule, training.prepare(config, data.train, len(seeds)),
+  training.train(schedule, training.prepare(config, model_ratings(data),
+                                            len(seeds)),
                  params=params, callback=callback, epoch_fns=epoch_fns or
                  training.make_epoch_fns(config, batched=True))
   return snapshots

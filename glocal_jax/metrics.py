@@ -76,6 +76,24 @@ def ndcg(predictions: jax.Array, targets: Ratings, min_rating: float = 1.0,
   return jnp.sum(ratio) / jnp.sum(valid)
 
 
+def item_spread(predictions: jax.Array, targets: Ratings) -> jax.Array:
+  """How much the predictions vary across items for a user: the root mean
+  square, over the entries of ``targets``, of each prediction's distance
+  from the mean prediction of its user.
+
+  0 when a model predicts one value per user whatever the item (a
+  collapsed autoencoder whose hidden code no longer depends on its input,
+  which ranks every user's items alike). Padding entries are ignored.
+  """
+  mask = targets.mask
+  n_users = targets.shape[1]
+  count = jnp.zeros(n_users).at[targets.users].add(mask)
+  total = jnp.zeros(n_users).at[targets.users].add(mask * predictions)
+  mean = (total / jnp.maximum(count, 1.0))[targets.users]
+  return jnp.sqrt(jnp.sum(mask * jnp.square(predictions - mean))
+                  / jnp.maximum(jnp.sum(mask), 1.0))
+
+
 @jax.jit
 def evaluate(predictions: jax.Array, targets: Ratings,
              min_rating: float = 1.0,

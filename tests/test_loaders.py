@@ -145,7 +145,8 @@ def test_any_file_with_test_file_columns_and_scale(tmp_path):
   np.testing.assert_array_equal(data.user_ids, [5, 6])
   np.testing.assert_array_equal(data.item_ids, [10, 11, 12])
   assert data.train.count() == 3 and data.test.count() == 2
-  assert any("1 test rating(s) of 1 item(s) with no training" in n
+  assert any("0 test rating(s) by 0 user(s) and 1 rating(s) of 1 item(s) "
+             "without a training rating are evaluated" in n
              for n in data.notes)
 
 
@@ -153,14 +154,15 @@ def test_cold_users_are_dropped_or_kept_and_counted(tmp_path):
   write(tmp_path / "train.csv", ["a,x,1", "a,y,2", "b,x,3"])
   write(tmp_path / "test.csv", ["b,y,4", "c,x,5", "c,y,2"])
   dropped = gdata.load_ratings_file(str(tmp_path / "train.csv"),
-                                    str(tmp_path / "test.csv"))
+                                    str(tmp_path / "test.csv"),
+                                    cold_users="drop")
   assert dropped.test.count() == 1
   assert any("2 test rating(s) by 1 user(s) with no training rating dropped"
              in n for n in dropped.notes)
   kept = gdata.load_ratings_file(str(tmp_path / "train.csv"),
-                                 str(tmp_path / "test.csv"),
-                                 cold_users="keep")
+                                 str(tmp_path / "test.csv"))  # the default
   assert kept.test.count() == 3
+  assert any("2 test rating(s) by 1 user(s)" in n for n in kept.notes)
 
 
 @pytest.mark.parametrize("lines,message", [
@@ -230,18 +232,37 @@ def test_encoding_id_overflow_and_bom(tmp_path):
   np.testing.assert_array_equal(data.user_ids, [1, 2])
 
 
-def test_cache_follows_the_file(tmp_path):
-  path = tmp_path / "r.csv"
+def test_cache_follows_the_file_and_never_lands_beside_it(tmp_path,
+                                                          monkeypatch):
+  data_dir, cache = tmp_path / "data", tmp_path / "cache"
+  path = data_dir / "r.csv"
   write(path, ["1,2,3", "2,2,4"])
-  first = gdata.read_ratings(str(path))
-  caches = [n for n in os.listdir(tmp_path) if n.endswith(".npz")]
-  assert len(caches) == 1
+  first = gdata.read_ratings(str(path), cache_dir=str(cache))
+  assert os.listdir(data_dir) == ["r.csv"]
+  assert len([n for n in os.listdir(cache) if n.endswith(".npz")]) == 1
   write(path, ["1,2,3", "2,2,5", "3,1,1"])
   os.utime(path, ns=(1, 1))  # another mtime, as after a re-download
-  second = gdata.read_ratings(str(path))
+  second = gdata.read_ratings(str(path), cache_dir=str(cache))
   assert second.values.tolist() == [3, 5, 1] and first.values.tolist() == [3,
                                                                            4]
-  assert len([n for n in os.listdir(tmp_path) if n.endswith(".npz")]) == 1
+  assert len([n for n in os.listdir(cache) if n.endswith(".npz")]) == 1
+  # A file of the same name elsewhere has a cache of its own.
+  other = tmp_path / "other" / "r.csv"
+  write(other, ["7,7,1", "8,8,2"])
+  assert gdata.read_ratings(str(other), cache_dir=str(cache)).values.tolist(
+      ) == [1, 2]
+  assert len([n for n in os.listdir(cache) if n.endswith(".npz")]) == 2
+  # The default folder comes from the environment; "none" writes nothing.
+  monkeypatch.setenv("GLOCAL_JAX_CACHE", str(tmp_path / "root"))
+  assert gdata.default_cache_dir() == str(tmp_path / "root" / "parsed")
+  monkeypatch.delenv("GLOCAL_JAX_CACHE")
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert gdata.default_cache_dir() == str(tmp_path / "xdg" / "glocal_jax" /
+                                          "parsed")
+  gdata.read_ratings(str(path))
+  assert os.listdir(tmp_path / "xdg" / "glocal_jax" / "parsed")
+  gdata.read_ratings(str(other), cache_dir="none")
+  assert os.listdir(other.parent) == ["r.csv"]
 
 
 def test_blocks_of_lines_read_as_the_whole_file(tmp_path, monkeypatch):

@@ -55,6 +55,9 @@ def validate(data: RatingData, scale: Optional[RatingScale] = None
             f"{data.name}: {both.size} cell(s) rated in both {a} and {b}, "
             f"e.g. item {data.item_ids[item]} by user {data.user_ids[user]} "
             "(a test rating would leak into training).")
+  cold = cold_note(data)
+  if cold:
+    data = dataclasses.replace(data, notes=data.notes + (cold,))
   published = PUBLISHED.get(data.name)
   if published is not None:
     count = sum(s.count() for s in splits.values())
@@ -66,6 +69,29 @@ def validate(data: RatingData, scale: Optional[RatingScale] = None
               "file?")
       data = dataclasses.replace(data, notes=data.notes + (note,))
   return data
+
+
+def cold_note(data: RatingData) -> str:
+  """A note counting the test ratings of users or items without a training
+  rating (empty when there are none): they are evaluated, predicted by
+  :func:`glocal_jax.baselines.fallback_predictions`."""
+  train, test = data.train.to_host(), data.test.to_host()
+  real = test.values > 0
+  users = np.zeros(data.shape[1], bool)
+  users[train.users[train.values > 0]] = True
+  items = np.zeros(data.shape[0], bool)
+  items[train.items[train.values > 0]] = True
+  cold_user = real & ~users[test.users]
+  cold_item = real & ~items[test.items]
+  if not (cold_user.any() or cold_item.any()):
+    return ""
+  return (f"{int(cold_user.sum())} test rating(s) by "
+          f"{np.unique(test.users[cold_user]).size} user(s) and "
+          f"{int(cold_item.sum())} rating(s) of "
+          f"{np.unique(test.items[cold_item]).size} item(s) without a "
+          "training rating are evaluated, predicted by "
+          "the fallback (the item's training mean, else the user's, else "
+          "the global mean).")
 
 
 def check_raw(raw: RawRatings, scale: Optional[RatingScale],

@@ -41,11 +41,45 @@ class RatingScale:
       bad |= np.abs(steps - np.round(steps)) > 1e-6
     return np.flatnonzero(bad)
 
+  def is_model_scale(self) -> bool:
+    """Whether this is the model's own scale (:data:`MODEL_SCALE`)."""
+    return (self.low, self.high) == MODEL_SCALE
+
+  def to_model(self, values):
+    """Ratings on this scale mapped linearly onto the model's 1..5
+    (:data:`MODEL_SCALE`), so that the paper's hyper-parameters fit any
+    data; 0 (not rated, padding) stays 0. The identity on 1..5, so those
+    data sets train exactly as before. NumPy or JAX arrays."""
+    if self.is_model_scale():
+      return values
+    low, high = MODEL_SCALE
+    if self.high == self.low:
+      return (values > 0) * ((low + high) / 2)
+    mapped = (values - self.low) * ((high - low) / (self.high - self.low))
+    return (mapped + low) * (values > 0)
+
+  def from_model(self, predictions):
+    """Predictions on the model's 1..5 mapped back onto this scale (the
+    inverse of :meth:`to_model`; the identity on 1..5). Not clipped."""
+    if self.is_model_scale():
+      return predictions
+    low, high = MODEL_SCALE
+    return ((predictions - low) * ((self.high - self.low) / (high - low))
+            + self.low)
+
+  def to_model_ratings(self, ratings: Ratings) -> Ratings:
+    """``ratings`` with their values mapped by :meth:`to_model`."""
+    if self.is_model_scale():
+      return ratings
+    return dataclasses.replace(ratings, values=self.to_model(ratings.values))
+
   def describe(self) -> str:
     step = f" in steps of {self.step:g}" if self.step else ""
     return f"{self.low:g}..{self.high:g}{step}"
 
 
+# The scale the model trains on, whatever the data's: the paper's 1..5.
+MODEL_SCALE = (1.0, 5.0)
 STARS = RatingScale(1.0, 5.0, 1.0)
 HALF_STARS = RatingScale(0.5, 5.0, 0.5)
 

@@ -10,52 +10,82 @@ import numpy as np
 from glocal_jax import ratings as rt
 from glocal_jax.data import parsing
 from glocal_jax.data.checks import build, check_raw, map_ids, scale_of, validate
-from glocal_jax.data.container import (STARS, DataFormatError, MissingDataError,
+from glocal_jax.data.container import (DataFormatError, MissingDataError,
                                        RatingData, RatingScale)
 from glocal_jax.data.reading import RawRatings, read_ratings
-from glocal_jax.data.sources import NETFLIX_FILES, SCALES, default_data_dir, locate
+from glocal_jax.data.sources import (ML_100K_FOLDS, MONTI_DATASETS, MONTI_FILE,
+                                     NETFLIX_FILES, SCALES, default_data_dir,
+                                     locate)
 from glocal_jax.data.splits import seeded_split
 from glocal_jax.data.synthetic import synthetic
 
 DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "ml-10m", "ml-20m",
-                             "ml-25m", "netflix", "douban", "file",
-                             "synthetic")
+                             "ml-25m", "netflix", "douban", "flixster",
+                             "yahoo_music", "file", "synthetic")
+FOLDS: tuple[str, ...] = ML_100K_FOLDS + ("all",)
 
 
-def load_ml_100k(data_dir: Optional[str] = None,
-                 download: bool = False) -> RatingData:
-  """MovieLens-100K, canonical split ``u1.base`` / ``u1.test``.
+def load_ml_100k(data_dir: Optional[str] = None, download: bool = False,
+                 fold: str = "1", *, test_fraction: float = 0.1,
+                 seed: int = 1234, scale: Optional[RatingScale] = None,
+                 cache_dir: Optional[str] = None) -> RatingData:
+  """MovieLens-100K: one of the release's splits, or all its ratings split.
 
   Args:
-    data_dir: folder with ``u1.base`` and ``u1.test`` (default:
+    data_dir: folder with the release's files (default:
       :func:`default_data_dir`).
     download: fetch ``ml-100k.zip`` from GroupLens if the files are missing.
+    fold: ``"1"`` (``u1.base``/``u1.test``, the paper's split) .. ``"5"``
+      (the release's 5-fold cross-validation), ``"a"``/``"b"``
+      (``ua``/``ub``: 10 test ratings per user), or ``"all"``: ``u.data``
+      split by the reference's seeded shuffle (:func:`load_ml_1m`).
+    test_fraction, seed: that shuffle's split, with ``fold="all"``.
+    scale: the rating scale checked and clipped to (default 1..5).
+    cache_dir: the parsed-array cache (:func:`read_ratings`).
 
   Returns:
     1682 items x 943 users (counts from the union of both files).
+
+  Raises:
+    ValueError: an unknown ``fold``.
   """
-  data_dir = locate("ml-100k", data_dir, download)
+  fold = str(fold)
+  if fold not in FOLDS:
+    raise ValueError(f"ML-100K has no fold {fold!r}; the folds are "
+                     f"{', '.join(FOLDS)}.")
+  scale = scale or SCALES["ml-100k"]
+  names = (["u.data"] if fold == "all" else
+           [f"u{fold}.base", f"u{fold}.test"])
+  data_dir = locate("ml-100k", data_dir, download, names)
   parts = [check_raw(read_ratings(os.path.join(data_dir, name),
-                                   kinds=("int", "int", "number"),
-                                   delimiter="\t", header=False),
-                      STARS, positive_ids=True)[0]
-           for name in ("u1.base", "u1.test")]
-  return build("ml-100k", parts, STARS)
+                                  kinds=("int", "int", "number"),
+                                  delimiter="\t", header=False,
+                                  cache_dir=cache_dir),
+                     scale, positive_ids=True)[0]
+           for name in names]
+  if fold == "all":
+    parts = seeded_split(parts[0], test_fraction, seed)
+  return build("ml-100k", parts, scale)
 
 
 def _load_movielens(name: str, file_name: str, data_dir: Optional[str],
                     download: bool, test_fraction: float, seed: int,
-                    delimiter: str, header: bool) -> RatingData:
+                    delimiter: str, header: bool,
+                    scale: Optional[RatingScale],
+                    cache_dir: Optional[str]) -> RatingData:
   data_dir = locate(name, data_dir, download)
+  scale = scale or SCALES[name]
   raw, notes = check_raw(read_ratings(
       os.path.join(data_dir, file_name), kinds=("int", "int", "number"),
-      delimiter=delimiter, header=header), SCALES[name], positive_ids=True)
-  return build(name, seeded_split(raw, test_fraction, seed), SCALES[name],
-                notes)
+      delimiter=delimiter, header=header, cache_dir=cache_dir), scale,
+      positive_ids=True)
+  return build(name, seeded_split(raw, test_fraction, seed), scale, notes)
 
 
 def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
-               test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+               test_fraction: float = 0.1, seed: int = 1234, *,
+               scale: Optional[RatingScale] = None,
+               cache_dir: Optional[str] = None) -> RatingData:
   """MovieLens-1M ``ratings.dat`` with the reference's seeded split.
 
   Ids are remapped to 0..n-1 in sorted order of the raw ids; the rating rows
@@ -69,39 +99,53 @@ def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
     download: fetch ``ml-1m.zip`` from GroupLens if it is missing.
     test_fraction: share of ratings in the test set, in (0, 1).
     seed: shuffle seed (reference: 1234).
+    scale: the rating scale checked and clipped to (default: the data
+      set's, :data:`~glocal_jax.data.SCALES`).
+    cache_dir: the parsed-array cache (:func:`read_ratings`).
 
   Returns:
     3706 items x 6040 users on the real file.
   """
   return _load_movielens("ml-1m", "ratings.dat", data_dir, download,
-                         test_fraction, seed, "::", False)
+                         test_fraction, seed, "::", False, scale,
+                         cache_dir)
 
 
 def load_ml_10m(data_dir: Optional[str] = None, download: bool = False,
-                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+                test_fraction: float = 0.1, seed: int = 1234, *,
+                scale: Optional[RatingScale] = None,
+                cache_dir: Optional[str] = None) -> RatingData:
   """MovieLens-10M ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``,
   half stars 0.5..5), split as :func:`load_ml_1m`: 10,677 x 69,878."""
   return _load_movielens("ml-10m", "ratings.dat", data_dir, download,
-                         test_fraction, seed, "::", False)
+                         test_fraction, seed, "::", False, scale,
+                         cache_dir)
 
 
 def load_ml_20m(data_dir: Optional[str] = None, download: bool = False,
-                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+                test_fraction: float = 0.1, seed: int = 1234, *,
+                scale: Optional[RatingScale] = None,
+                cache_dir: Optional[str] = None) -> RatingData:
   """MovieLens-20M ``ratings.csv`` (header ``userId,movieId,rating,
   timestamp``, half stars), split as :func:`load_ml_1m`: 26,744 x 138,493."""
   return _load_movielens("ml-20m", "ratings.csv", data_dir, download,
-                         test_fraction, seed, ",", True)
+                         test_fraction, seed, ",", True, scale,
+                         cache_dir)
 
 
 def load_ml_25m(data_dir: Optional[str] = None, download: bool = False,
-                test_fraction: float = 0.1, seed: int = 1234) -> RatingData:
+                test_fraction: float = 0.1, seed: int = 1234, *,
+                scale: Optional[RatingScale] = None,
+                cache_dir: Optional[str] = None) -> RatingData:
   """MovieLens-25M ``ratings.csv``, as :func:`load_ml_20m`."""
   return _load_movielens("ml-25m", "ratings.csv", data_dir, download,
-                         test_fraction, seed, ",", True)
+                         test_fraction, seed, ",", True, scale,
+                         cache_dir)
 
 
-def load_netflix(data_dir: Optional[str] = None,
-                 download: bool = False) -> RatingData:
+def load_netflix(data_dir: Optional[str] = None, download: bool = False, *,
+                 scale: Optional[RatingScale] = None,
+                 cache_dir: Optional[str] = None) -> RatingData:
   """The Netflix Prize data, the probe set as the test set.
 
   ``combined_data_1.txt`` .. ``combined_data_4.txt`` hold blocks headed
@@ -124,12 +168,14 @@ def load_netflix(data_dir: Optional[str] = None,
         "put the files of the Prize's training_set archive "
         "(combined_data_1.txt .. combined_data_4.txt, probe.txt) there.")
   del download
-  parts = [read_ratings(os.path.join(data_dir, f), netflix=True)
+  scale = scale or SCALES["netflix"]
+  parts = [read_ratings(os.path.join(data_dir, f), netflix=True,
+                        cache_dir=cache_dir)
            for f in NETFLIX_FILES[:-1]]
   raw = RawRatings(data_dir, *(np.concatenate([getattr(p, k) for p in parts])
                                for k in ("users", "items", "values",
                                          "lines")))
-  raw, notes = check_raw(raw, STARS, positive_ids=True)
+  raw, notes = check_raw(raw, scale, positive_ids=True)
   probe_path = os.path.join(data_dir, "probe.txt")
   try:
     probe = parsing.read_netflix(probe_path, with_ratings=False)
@@ -151,28 +197,42 @@ def load_netflix(data_dir: Optional[str] = None,
   train = raw.take(np.flatnonzero(~is_test))
   test = raw.take(order[at])
   test.path = probe_path
-  return build("netflix", [train, test], STARS, notes)
+  return build("netflix", [train, test], scale, notes)
 
 
-def load_douban(data_dir: Optional[str] = None,
-                download: bool = False) -> RatingData:
-  """Douban (Monti et al. 2017), ``training_test_dataset.mat`` (HDF5).
+def load_monti(name: str, data_dir: Optional[str] = None,
+               download: bool = False, *,
+               scale: Optional[RatingScale] = None) -> RatingData:
+  """One of Monti et al.'s (2017) splits: ``training_test_dataset.mat``.
 
-  Items x users are the arrays exactly as h5py returns them:
-  ``train = Otraining * M``, ``test = Otest * M`` (the reference's double
-  transpose cancels out).
+  ``name`` is ``"douban"``, ``"flixster"`` or ``"yahoo_music"``: a MATLAB
+  v7.3 (HDF5) file with the ratings ``M`` and 0/1 masks ``Otraining``,
+  ``Otest`` (side graphs unused). Items x users are the arrays exactly as
+  h5py returns them: ``train = Otraining * M``, ``test = Otest * M`` (the
+  reference's double transpose cancels out). Every test rating is kept,
+  also those of users or items without a training rating (the published
+  comparisons evaluate them all; a note counts them).
 
   Args:
+    name: the data set.
     data_dir: folder with ``training_test_dataset.mat``.
-    download: fetch it from the GitHub repository fmonti/mgcnn if missing.
+    download: fetch it from the GitHub repository fmonti/mgcnn if missing
+      (checksum verified).
+    scale: the rating scale checked and clipped to (default: the data
+      set's: 1..5 for Douban, half stars 0.5..5 for Flixster, 1..100 for
+      YahooMusic).
 
   Returns:
     3000 items x 3000 users; ids are 1-based positions.
   """
   import h5py  # pylint: disable=g-import-not-at-top
 
-  data_dir = locate("douban", data_dir, download)
-  path = os.path.join(data_dir, "training_test_dataset.mat")
+  if name not in MONTI_DATASETS:
+    raise ValueError(f"{name!r} is not one of Monti et al.'s splits "
+                     f"{MONTI_DATASETS}.")
+  scale = scale or SCALES[name]
+  data_dir = locate(name, data_dir, download)
+  path = os.path.join(data_dir, MONTI_FILE)
   try:
     f = h5py.File(path, "r")
   except OSError as e:
@@ -193,10 +253,31 @@ def load_douban(data_dir: Optional[str] = None,
   train, test = o_train * ratings, o_test * ratings
   if np.any(train < 0) or np.any(test < 0):
     raise DataFormatError(f"{path}: negative ratings in M.")
-  return validate(RatingData("douban", rt.from_dense(train),
-                             rt.from_dense(test),
+  return validate(RatingData(name, rt.from_dense(train), rt.from_dense(test),
                              np.arange(1, ratings.shape[0] + 1),
-                             np.arange(1, ratings.shape[1] + 1)), STARS)
+                             np.arange(1, ratings.shape[1] + 1),
+                             scale=scale), scale)
+
+
+def load_douban(data_dir: Optional[str] = None, download: bool = False, *,
+                scale: Optional[RatingScale] = None) -> RatingData:
+  """Douban (Monti et al. 2017): :func:`load_monti` ``("douban", ...)``;
+  3000 x 3000, ratings 1..5."""
+  return load_monti("douban", data_dir, download, scale=scale)
+
+
+def load_flixster(data_dir: Optional[str] = None, download: bool = False, *,
+                  scale: Optional[RatingScale] = None) -> RatingData:
+  """Flixster (Monti et al. 2017): :func:`load_monti` ``("flixster",
+  ...)``; 3000 x 3000, half stars 0.5..5."""
+  return load_monti("flixster", data_dir, download, scale=scale)
+
+
+def load_yahoo_music(data_dir: Optional[str] = None, download: bool = False,
+                     *, scale: Optional[RatingScale] = None) -> RatingData:
+  """YahooMusic (Monti et al. 2017): :func:`load_monti` ``("yahoo_music",
+  ...)``; 3000 x 3000, integer ratings 1..100."""
+  return load_monti("yahoo_music", data_dir, download, scale=scale)
 
 
 COLD_USERS = ("drop", "keep")
@@ -208,8 +289,9 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
                       header: Optional[bool] = None,
                       columns: Sequence[int] = (0, 1, 2),
                       scale: Optional[RatingScale] = None,
-                      duplicates: str = "error", cold_users: str = "drop",
-                      name: str = "file") -> RatingData:
+                      duplicates: str = "error", cold_users: str = "keep",
+                      name: str = "file",
+                      cache_dir: Optional[str] = None) -> RatingData:
   """Any ratings file: ``user, item, rating`` columns, ids of any kind.
 
   Args:
@@ -227,12 +309,14 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
       of 1 or 0.5 when they all are.
     duplicates: a ``(user, item)`` pair rated twice in a file: ``"error"``,
       or ``"last"`` to keep the last (counted in the notes).
-    cold_users: test ratings by users with no training rating: ``"drop"``
-      (the default: an item-based autoencoder has no trained output for such
-      a user; they are counted in the notes) or ``"keep"``. Test items with
-      no training rating are kept: their input row is empty, and after
-      fine-tuning it is filled by the convolution from neighbouring items.
+    cold_users: test ratings by users with no training rating: ``"keep"``
+      (the default: the full test set; such a rating is predicted by the
+      fallback of :func:`glocal_jax.baselines.fallback_predictions`, the
+      item's training mean) or ``"drop"`` (counted in the notes). Test items
+      with no training rating are always kept (predicted by the user's
+      training mean).
     name: the data set's name in results.
+    cache_dir: the parsed-array cache (:func:`read_ratings`).
 
   Returns:
     :class:`RatingData` whose ``user_ids``/``item_ids`` are the file's ids
@@ -247,7 +331,7 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
     raise ValueError(f"cold_users must be one of {COLD_USERS}, got "
                      f"{cold_users!r}.")
   read = lambda path: read_ratings(path, columns=columns, delimiter=delimiter,
-                                   header=header)
+                                   header=header, cache_dir=cache_dir)
   train = read(train_file)
   test = read(test_file) if test_file else None
   if scale is None:
@@ -286,16 +370,6 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
       test = test.take(np.flatnonzero(warm_user))
       notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
                    "training rating dropped (cold users).")
-    else:
-      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
-                   "training rating kept (cold users: their predictions "
-                   "are untrained).")
-  _, (train_items, test_items) = map_ids([train.items, test.items])
-  cold_items = ~np.isin(test_items, train_items)
-  if np.any(cold_items):
-    notes.append(f"{int(cold_items.sum())} test rating(s) of "
-                 f"{np.unique(test_items[cold_items]).size} item(s) with no "
-                 "training rating kept (cold items).")
   return build(name, [train, test], scale, notes)
 
 
@@ -306,7 +380,8 @@ def load_dataset(name: str, data_dir: Optional[str] = None,
   loaders = {"ml-100k": load_ml_100k, "ml-1m": load_ml_1m,
              "ml-10m": load_ml_10m, "ml-20m": load_ml_20m,
              "ml-25m": load_ml_25m, "netflix": load_netflix,
-             "douban": load_douban}
+             "douban": load_douban, "flixster": load_flixster,
+             "yahoo_music": load_yahoo_music}
   if name == "synthetic":
     return synthetic(**kwargs)
   if name == "file":

@@ -40,20 +40,40 @@ class RawRatings:
 CACHE_VERSION = 1
 
 
-def _cache_path(path: str, key: str) -> str:
+def cache_root() -> str:
+  """Where glocal_jax caches: ``$GLOCAL_JAX_CACHE``, else
+  ``$XDG_CACHE_HOME/glocal_jax``, else ``~/.cache/glocal_jax``."""
+  return os.environ.get("GLOCAL_JAX_CACHE") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME")
+      or os.path.join(os.path.expanduser("~"), ".cache"), "glocal_jax")
+
+
+def default_cache_dir() -> str:
+  """The parsed-array cache: ``cache_root()/parsed``."""
+  return os.path.join(cache_root(), "parsed")
+
+
+def _cache_prefix(path: str, cache_dir: str) -> str:
+  """The cache files of ``path`` start with this: its absolute path's hash
+  and its name, so that two files of one name never share a cache."""
+  path = os.path.abspath(path)
+  digest = hashlib.sha1(path.encode()).hexdigest()[:16]
+  return os.path.join(cache_dir, f"{digest}-{os.path.basename(path)}-")
+
+
+def _cache_path(path: str, key: str, cache_dir: str) -> str:
   stat = os.stat(path)
   digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-  return os.path.join(
-      os.path.dirname(os.path.abspath(path)),
-      f".{os.path.basename(path)}.glocal_jax-{CACHE_VERSION}-{stat.st_size}-"
-      f"{stat.st_mtime_ns}-{digest}.npz")
+  return (f"{_cache_prefix(path, cache_dir)}{CACHE_VERSION}-{stat.st_size}-"
+          f"{stat.st_mtime_ns}-{digest}.npz")
 
 
-def cached(path: str, key: str, read) -> dict:
-  """``read()``'s arrays, or those cached for this file's size, mtime and
-  ``key``; the cache is written beside the file when its folder is
-  writable (older caches of the file are removed)."""
-  cache = _cache_path(path, key)
+def cached(path: str, key: str, read, cache_dir: str) -> dict:
+  """``read()``'s arrays, or those cached in ``cache_dir`` for this file's
+  path, size, mtime and ``key``. The cache is written there (never beside
+  the data) when the folder can be made and written; older caches of the
+  same file are removed."""
+  cache = _cache_path(path, key, cache_dir)
   if os.path.isfile(cache):
     try:
       with np.load(cache, allow_pickle=False) as f:
@@ -61,17 +81,18 @@ def cached(path: str, key: str, read) -> dict:
     except Exception:  # pylint: disable=broad-except
       pass  # a damaged cache is re-parsed and overwritten
   arrays = read()
-  prefix = cache.split(".glocal_jax-")[0] + ".glocal_jax-"
   try:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), suffix=".npz")
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
       np.savez(f, **arrays)
     os.replace(tmp, cache)
-    for old in glob.glob(glob.escape(prefix) + "*.npz"):
+    for old in glob.glob(glob.escape(_cache_prefix(path, cache_dir)) +
+                         "*.npz"):
       if old != cache:
         os.remove(old)
   except OSError:
-    pass  # a read-only data folder: no cache
+    pass  # an unwritable cache folder: no cache
   return arrays
 
 
@@ -79,7 +100,7 @@ def read_ratings(path: str, *, columns: Sequence[int] = (0, 1, 2),
                  kinds: Sequence[str] = ("id", "id", "number"),
                  delimiter: Optional[str] = None,
                  header: Optional[bool] = None, netflix: bool = False,
-                 cache: bool = True) -> RawRatings:
+                 cache_dir: Optional[str] = None) -> RawRatings:
   """Parses ``user item rating`` columns of a file (cached).
 
   Args:
@@ -89,7 +110,9 @@ def read_ratings(path: str, *, columns: Sequence[int] = (0, 1, 2),
     delimiter, header: see :func:`glocal_jax.data.parsing.read_table` (None:
       detected).
     netflix: a Netflix Prize ``combined_data_*.txt`` file instead.
-    cache: read and write the parsed-array cache.
+    cache_dir: the parsed-array cache's folder (None:
+      :func:`default_cache_dir`; ``"none"``: no cache). Never the data's
+      folder, which may be shared or read-only.
 
   Raises:
     MissingDataError: no such file.
@@ -112,6 +135,9 @@ def read_ratings(path: str, *, columns: Sequence[int] = (0, 1, 2),
             "values": values.astype(np.float32), "lines": table.lines}
 
   key = f"{netflix}|{list(columns)}|{list(kinds)}|{delimiter!r}|{header!r}"
-  arrays = cached(path, key, read) if cache else read()
+  if cache_dir is None:
+    cache_dir = default_cache_dir()
+  arrays = (read() if cache_dir.lower() == "none" else
+            cached(path, key, read, cache_dir))
   return RawRatings(path, arrays["users"], arrays["items"], arrays["values"],
                     arrays["lines"])

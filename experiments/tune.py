@@ -1,0 +1,129 @@
+r"""Honest tuning: a grid searched on a validation split, then one test run.
+
+  python experiments/tune.py --dataset=flixster \
+      --data_dir=../shared/data/flixster --output_dir=DIR
+  python experiments/train.py --dataset=flixster \
+      --data_dir=../shared/data/flixster --validation_fraction=0.05 \
+      --config_json=DIR/config.json --output_dir=RUN
+
+The data flags are train.py's. ``--validation_fraction`` of the training
+ratings is held out (seeded by ``--validation_seed``); every configuration
+of the grid trains on the rest and is scored on it, with the test ratings
+withheld from the search (glocal_jax.tuning). The chosen configuration,
+cut at its best validation epoch, then trains once more with the test set
+present, and its test metrics at that epoch are reported.
+
+``--search`` sets the grid, e.g. ``lambda_2=10,20,40;dot_scale=1,2`` (any
+numeric config field); by default glocal_jax.tuning.default_space around the
+dataset's preset (lambda_2 x 0.5, 1, 2, 4; lambda_s x 0.5, 1, 2: 12
+configurations). Writes DIR/tune.json (every configuration's validation
+RMSE, the chosen one's config and test metrics, the provenance) and
+DIR/config.json, which train.py takes as --config_json.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+import cli  # pylint: disable=g-import-not-at-top
+import glocal_jax as gj
+from glocal_jax import data as gdata
+from glocal_jax import experiment, tuning
+from provenance import provenance
+from reporting import write_json
+
+cli.define_data_flags()
+cli.define_model_flags()
+flags.DEFINE_string("output_dir", None, "Where tune.json and config.json go.")
+flags.DEFINE_string("search", None, "The grid: name=v1,v2;name=v1,... "
+                    "(default: lambda_2 and lambda_s around the preset).")
+flags.DEFINE_integer("seed", 0, "Seed of every run's initialisation.")
+flags.DEFINE_float("validation_fraction", 0.05, "Share of the training "
+                   "ratings held out to score the configurations.")
+flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
+flags.adopt_module_key_flags(cli)
+FLAGS = flags.FLAGS
+
+
+def parse_space(text: str) -> dict:
+  """``"a=1,2;b=3"`` -> ``{"a": [1.0, 2.0], "b": [3.0]}`` (integers stay
+  integers), or a clear exit."""
+  space = {}
+  for part in filter(None, (p.strip() for p in text.split(";"))):
+    name, _, values = part.partition("=")
+    try:
+      space[name.strip()] = [int(v) if v.strip().lstrip("-").isdigit()
+                             else float(v) for v in values.split(",")]
+    except ValueError:
+      cli.fail(f"--search: {part!r} is not name=number,number,...")
+  if not space:
+    cli.fail(f"--search names no hyper-parameter: {text!r}")
+  return space
+
+
+def tune(config: gj.GLocalKConfig, data: gdata.RatingData, space: dict,
+         seed: int, split: dict) -> dict:
+  """The search, then the chosen configuration's test run: tune.json's
+  content (without the provenance); ``split`` records how ``data.valid``
+  was made."""
+  configs = tuning.grid(config, space)
+  print(f"searching {len(configs)} configurations on {data.valid.count()} "
+        "validation ratings (the test set withheld)")
+  found = tuning.search(configs, data, seed)
+  chosen = gj.GLocalKConfig(**{**found["chosen"]["config"], "hidden": tuple(
+      found["chosen"]["config"]["hidden"])})
+  print(f"chosen: configuration {found['chosen']['index'] + 1}, validation "
+        f"RMSE {found['chosen']['valid_rmse']:.4f}; training it with the "
+        "test set present")
+  run = experiment.fit(chosen, data, seed, log=lambda _: None)
+  test = {k: run["final"][k] for k in experiment.METRICS}
+  test["ratings"] = run["data"]["test_ratings"]
+  found["chosen"].update(test=test, valid_rmse_rerun=run["history"][-1][
+      "metrics"]["valid_rmse"], warnings=run["warnings"])
+  return {"dataset": data.name, "space": space, "seed": seed, **split,
+          "data": run["data"], "mean_predictors": run["mean_predictors"],
+          **found}
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {argv[1:]}")
+  if not FLAGS.output_dir:
+    cli.fail("--output_dir is required")
+  if not 0.0 < FLAGS.validation_fraction < 1.0:
+    cli.fail("--validation_fraction must be in (0, 1), got "
+             f"{FLAGS.validation_fraction}")
+  cli.check_output_dir(FLAGS.output_dir)
+  config = cli.config_for(FLAGS.dataset)
+  space = (parse_space(FLAGS.search) if FLAGS.search else
+           tuning.default_space(config))
+  data = cli.load(FLAGS.dataset, FLAGS.data_dir,
+                  **cli.split_options(FLAGS.dataset))
+  data = gdata.split_validation(data, FLAGS.validation_fraction,
+                                FLAGS.validation_seed)
+  print(f"loaded {data.summary()}")
+  try:
+    result = tune(config, data, space, FLAGS.seed,
+                  {"validation_fraction": FLAGS.validation_fraction,
+                   "validation_seed": FLAGS.validation_seed})
+  except ValueError as e:
+    cli.fail(str(e))
+  result["provenance"] = provenance()
+  write_json(os.path.join(FLAGS.output_dir, "tune.json"), result)
+  config_path = os.path.join(FLAGS.output_dir, "config.json")
+  with open(config_path, "w") as f:
+    json.dump(result["chosen"]["config"], f, indent=1)
+  test = result["chosen"]["test"]
+  print(f"chosen configuration's test RMSE {test['rmse']:.4f} MAE "
+        f"{test['mae']:.4f} NDCG {test['ndcg']:.4f} on {test['ratings']} "
+        f"ratings; wrote {FLAGS.output_dir}/tune.json and {config_path} "
+        "(train.py --config_json)")
+
+
+if __name__ == "__main__":
+  app.run(main)

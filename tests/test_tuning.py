@@ -1,0 +1,113 @@
+"""Honest tuning (glocal_jax.tuning, experiments/tune.py): the grid, the
+epoch cut, a search that cannot read the test set, and the config file
+train.py takes back."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import glocal_jax as gj
+from glocal_jax import data as gdata
+from glocal_jax import experiment, tuning
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+TINY = dict(hidden=(8, 8), pretrain_epochs=2, finetune_epochs=2,
+            pretrain_maxiter=2, finetune_maxiter=2)
+
+
+def test_grid_and_default_space():
+  base = gj.preset("ml-100k")
+  configs = tuning.grid(base, {"lambda_2": [1.0, 2.0], "dot_scale": [3.0]})
+  assert [(c.lambda_2, c.dot_scale) for c in configs] == [(1.0, 3.0),
+                                                          (2.0, 3.0)]
+  assert configs[0].replace(lambda_2=base.lambda_2, dot_scale=1.0) == base
+  space = tuning.default_space(base)
+  assert space == {"lambda_2": [10.0, 20.0, 40.0, 80.0],
+                   "lambda_s": [0.003, 0.006, 0.012]}
+  assert len(tuning.grid(base, space)) == 12
+  with pytest.raises(ValueError, match="'lamda_2' is not a hyper-parameter"):
+    tuning.grid(base, {"lamda_2": [1.0]})
+  with pytest.raises(ValueError, match="no values"):
+    tuning.grid(base, {"lambda_2": []})
+
+
+def test_chosen_config_ends_at_the_chosen_epoch():
+  base = gj.preset("ml-100k")
+  assert tuning.chosen_config(base, "pretrain", 7) == base.replace(
+      pretrain_epochs=7, finetune_epochs=0)
+  assert tuning.chosen_config(base, "finetune", 4) == base.replace(
+      finetune_epochs=4)
+  assert len(gj.training.schedule(base.replace(finetune_epochs=4))) == 34
+
+
+def test_search_never_reads_the_test_set():
+  """Two data sets that differ only in their test ratings (one all
+  garbage) give the same search, record for record; the chosen config
+  then trains, with the test set present, to the chosen epoch's
+  validation RMSE."""
+  data = gdata.split_validation(gdata.synthetic(40, 30, density=0.3, seed=5),
+                                0.2, seed=0)
+  garbage = dataclasses.replace(data.test, values=np.full_like(
+      data.test.values, 5.0))
+  other = dataclasses.replace(data, test=garbage)
+  configs = tuning.grid(gj.preset("ml-100k", **TINY),
+                        {"lambda_2": [5.0, 40.0]})
+  found = [tuning.search(configs, d, log=lambda _: None)
+           for d in (data, other)]
+  strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"}
+                        for r in rows]
+  assert strip(found[0]["configurations"]) == strip(
+      found[1]["configurations"])
+  assert found[0]["chosen"] == found[1]["chosen"]
+  rows = found[0]["configurations"]
+  best = int(np.argmin([r["valid_rmse"] for r in rows]))
+  assert found[0]["chosen"]["index"] == best
+  chosen = gj.GLocalKConfig(**found[0]["chosen"]["config"])
+  run = experiment.fit(chosen, data, 0, log=lambda _: None)
+  np.testing.assert_allclose(run["history"][-1]["metrics"]["valid_rmse"],
+                             rows[best]["valid_rmse"], rtol=1e-5)
+  with pytest.raises(ValueError, match="validation split"):
+    tuning.search(configs, dataclasses.replace(data, valid=None))
+
+
+def test_tune_script_writes_a_config_train_takes(tmp_path):
+  out = tmp_path / "tune"
+  flags = ["--dataset=synthetic", "--synthetic_items=40",
+           "--synthetic_users=30", "--synthetic_density=0.3",
+           "--hidden=8,8", "--pretrain_epochs=2", "--finetune_epochs=1",
+           "--pretrain_maxiter=2", "--finetune_maxiter=2",
+           f"--compilation_cache={tmp_path / 'cc'}"]
+  subprocess.run([sys.executable, os.path.join(ROOT, "experiments/tune.py"),
+                  *flags, "--search=lambda_2=5,40", "--validation_fraction=0.2",
+                  f"--output_dir={out}"], check=True, capture_output=True,
+                 cwd=ROOT)
+  result = json.loads((out / "tune.json").read_text())
+  assert len(result["configurations"]) == 2
+  assert result["space"] == {"lambda_2": [5, 40]}
+  test = result["chosen"]["test"]
+  assert set(test) == {"rmse", "mae", "ndcg", "ratings"}
+  assert test["ratings"] == result["data"]["test_ratings"] > 0
+  assert "command" in result["provenance"]
+  saved = json.loads((out / "config.json").read_text())
+  assert saved == result["chosen"]["config"]
+  run = tmp_path / "run"
+  subprocess.run([sys.executable, os.path.join(ROOT, "experiments/train.py"),
+                  *flags[:4], "--validation_fraction=0.2",
+                  f"--config_json={out / 'config.json'}",
+                  "--checkpoint_dir=none", f"--output_dir={run}",
+                  f"--compilation_cache={tmp_path / 'cc'}"],
+                 check=True, capture_output=True, cwd=ROOT)
+  metrics = json.loads((run / "metrics.json").read_text())
+  assert metrics["config"] == saved
+  np.testing.assert_allclose(metrics["final"]["rmse"], test["rmse"],
+                             rtol=1e-5)
+  bad = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments/train.py"),
+       *flags[:4], f"--config_json={tmp_path / 'missing.json'}",
+       f"--output_dir={run}"], capture_output=True, text=True, cwd=ROOT)
+  assert bad.returncode == 2 and "not a config file" in bad.stderr
