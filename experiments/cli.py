@@ -91,6 +91,10 @@ def define_model_flags() -> None:
       "Hidden sizes, e.g. 500,500.", "hidden"))
   flags.DEFINE_enum("aggregation", None, list(gj.kernels.AGGREGATIONS),
                     _preset_help("Global kernel aggregation.", "aggregation"))
+  flags.DEFINE_enum("orientation", None, list(gj.config.ORIENTATIONS),
+                    "items: the paper's item-based autoencoder (each item's "
+                    "ratings are a sample); users: the same model on the "
+                    "transposed matrix. Default: the preset's (items).")
   flags.DEFINE_enum("optimizer", gj.GLocalKConfig.optimizer,
                     list(gj.optim.DRIVERS), "L-BFGS-B driver.")
   flags.DEFINE_enum("first_step", None, list(gj.optim.FIRST_STEPS),
@@ -206,8 +210,8 @@ def config_for(dataset: str, **overrides) -> gj.GLocalKConfig:
   (and the compilation cache set up, as every script reads its config
   before compiling)."""
   use_compilation_cache()
-  names = [*PRESET_FLAGS, "aggregation", "optimizer", "first_step",
-           "representation", "block_size", "chunk_size"]
+  names = [*PRESET_FLAGS, "aggregation", "orientation", "optimizer",
+           "first_step", "representation", "block_size", "chunk_size"]
   changes = {n: FLAGS[n].value for n in names if FLAGS[n].value is not None}
   if FLAGS.first_step is None and FLAGS.optimizer == "scipy":
     changes["first_step"] = "unit"
@@ -234,10 +238,7 @@ def config_file(path: str) -> gj.GLocalKConfig:
   or a clear exit."""
   try:
     with open(path) as f:
-      fields = json.load(f)
-    if isinstance(fields.get("hidden"), list):
-      fields["hidden"] = tuple(fields["hidden"])
-    return gj.GLocalKConfig(**fields)
+      return gj.GLocalKConfig(**json.load(f))
   except (OSError, ValueError, TypeError, AttributeError) as e:
     fail(f"--config_json={path}: not a config file ({e})")
 

@@ -66,10 +66,14 @@ def main(argv):
   config = gj.GLocalKConfig(**ckpt.meta["config"])
   scale = (gdata.RatingScale(*(float(x) for x in arrays["scale"]))
            if "scale" in arrays else gdata.STARS)
+  every_item, the_user = jnp.arange(shape[0]), jnp.full(shape[0], column)
+  if config.orientation == "users":  # the model's rows are the users
+    ratings = gj.ratings.transpose(ratings)
+    every_item, the_user = the_user, every_item
   scores = scale.from_model(training.predict(
       config, ckpt.params,
       training.prepare(config, scale.to_model_ratings(ratings)),
-      jnp.arange(shape[0]), jnp.full(shape[0], column), ckpt.meta["phase"]))
+      every_item, the_user, ckpt.meta["phase"]))
   items, scores = recommend.top_k_unrated(scores, rated, k, scale.low,
                                           scale.high)
   print(f"user {FLAGS.user}: top {k} of {unrated} unrated items "

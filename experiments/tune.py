@@ -13,10 +13,10 @@ withheld from the search (glocal_jax.tuning). The chosen configuration,
 cut at its best validation epoch, then trains once more with the test set
 present, and its test metrics at that epoch are reported.
 
-``--search`` sets the grid, e.g. ``lambda_2=10,20,40;dot_scale=1,2`` (any
-numeric config field); by default glocal_jax.tuning.default_space around the
-dataset's preset (lambda_2 x 0.5, 1, 2, 4; lambda_s x 0.5, 1, 2: 12
-configurations). Writes DIR/tune.json (every configuration's validation
+``--search`` sets the grid, e.g. ``lambda_2=10,20,40;orientation=items,users``
+(any config field); by default glocal_jax.tuning.default_space around the
+dataset's preset (lambda_2 x 0.5, 1, 2, 4; lambda_s x 0.5, 1, 2; items and
+users: 24 configurations). Writes DIR/tune.json (every configuration's validation
 RMSE, the chosen one's config and test metrics, the provenance) and
 DIR/config.json, which train.py takes as --config_json.
 """
@@ -41,7 +41,8 @@ cli.define_data_flags()
 cli.define_model_flags()
 flags.DEFINE_string("output_dir", None, "Where tune.json and config.json go.")
 flags.DEFINE_string("search", None, "The grid: name=v1,v2;name=v1,... "
-                    "(default: lambda_2 and lambda_s around the preset).")
+                    "(default: lambda_2 and lambda_s around the preset, "
+                    "both orientations).")
 flags.DEFINE_integer("seed", 0, "Seed of every run's initialisation.")
 flags.DEFINE_float("validation_fraction", 0.05, "Share of the training "
                    "ratings held out to score the configurations.")
@@ -50,17 +51,25 @@ flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
+def _value(text: str):
+  """An integer, a float, or else the text itself (e.g. ``users``)."""
+  for cast in (int, float):
+    try:
+      return cast(text)
+    except ValueError:
+      pass
+  return text
+
+
 def parse_space(text: str) -> dict:
-  """``"a=1,2;b=3"`` -> ``{"a": [1.0, 2.0], "b": [3.0]}`` (integers stay
-  integers), or a clear exit."""
+  """``"a=1,2;b=x,y"`` -> ``{"a": [1, 2], "b": ["x", "y"]}``, or a clear
+  exit."""
   space = {}
   for part in filter(None, (p.strip() for p in text.split(";"))):
-    name, _, values = part.partition("=")
-    try:
-      space[name.strip()] = [int(v) if v.strip().lstrip("-").isdigit()
-                             else float(v) for v in values.split(",")]
-    except ValueError:
-      cli.fail(f"--search: {part!r} is not name=number,number,...")
+    name, equals, values = part.partition("=")
+    if not (equals and name.strip() and values.strip()):
+      cli.fail(f"--search: {part!r} is not name=value,value,...")
+    space[name.strip()] = [_value(v.strip()) for v in values.split(",")]
   if not space:
     cli.fail(f"--search names no hyper-parameter: {text!r}")
   return space
@@ -75,8 +84,7 @@ def tune(config: gj.GLocalKConfig, data: gdata.RatingData, space: dict,
   print(f"searching {len(configs)} configurations on {data.valid.count()} "
         "validation ratings (the test set withheld)")
   found = tuning.search(configs, data, seed)
-  chosen = gj.GLocalKConfig(**{**found["chosen"]["config"], "hidden": tuple(
-      found["chosen"]["config"]["hidden"])})
+  chosen = gj.GLocalKConfig(**found["chosen"]["config"])
   print(f"chosen: configuration {found['chosen']['index'] + 1}, validation "
         f"RMSE {found['chosen']['valid_rmse']:.4f}; training it with the "
         "test set present")

@@ -9,6 +9,9 @@ from glocal_jax.optim import DRIVERS, FIRST_STEPS
 from glocal_jax.representations import parse_representation
 
 
+ORIENTATIONS: tuple[str, ...] = ("items", "users")
+
+
 @dataclasses.dataclass(frozen=True)
 class GLocalKConfig:
   """Everything that defines one GLocal-K training run (SPEC, Section 3.3).
@@ -46,6 +49,9 @@ class GLocalKConfig:
       float32 rounding).
     block_size: items per block of blocked products (0: from memory).
     chunk_size: entries per chunk of sparse products (0: device default).
+    orientation: ``"items"`` (the paper's item-based autoencoder: each item
+      row is a sample) or ``"users"`` (the same model on the transposed
+      matrix, user-based; metrics are the same either way, NDCG per user).
   """
 
   hidden: tuple[int, ...] = (500, 500)
@@ -67,6 +73,7 @@ class GLocalKConfig:
   representation: str = "auto"
   block_size: int = 0
   chunk_size: int = 0
+  orientation: str = "items"
 
   def __post_init__(self):
     object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -111,6 +118,9 @@ class GLocalKConfig:
       if getattr(self, name) < 0:
         problems.append(f"{name} must be >= 0 (0: automatic), got "
                         f"{getattr(self, name)}")
+    if self.orientation not in ORIENTATIONS:
+      problems.append(f"orientation must be one of {ORIENTATIONS}, got "
+                      f"{self.orientation!r}")
     if problems:
       raise ValueError("Invalid GLocalKConfig: " + "; ".join(problems) + ".")
 

@@ -48,6 +48,12 @@ def _splits(data: RatingData) -> dict:
   return jax.device_put({"train": data.train, "splits": splits})
 
 
+def oriented(data: RatingData, config: GLocalKConfig) -> RatingData:
+  """``data`` as ``config``'s model sees it: items as rows
+  (``orientation="items"``, the paper's), or transposed (``"users"``)."""
+  return data.transposed() if config.orientation == "users" else data
+
+
 def model_ratings(data: RatingData):
   """``data.train`` on the model's scale (:meth:`RatingScale.to_model`):
   what the model trains on."""
@@ -70,10 +76,18 @@ def scaled_metrics(predictions: jax.Array, targets: Ratings,
   return out
 
 
-@functools.partial(jax.jit, static_argnums=(3, 5, 6, 7, 8))
+def _as_items_by_users(targets: Ratings) -> Ratings:
+  """The entries of a transposed split as the original items x users
+  (unsorted: every metric is independent of the entries' order)."""
+  return Ratings(targets.users, targets.items, targets.values,
+                 targets.shape[::-1])
+
+
+@functools.partial(jax.jit, static_argnums=(3, 5, 6, 7, 8, 9))
 def _metrics(params, train_data: TrainingData, evaluated: dict,
              finetuned: bool, dot_scale, aggregation, stacked: bool,
-             scale: RatingScale, cold_fallback: bool) -> dict:
+             scale: RatingScale, cold_fallback: bool,
+             transposed: bool) -> dict:
   """Every metric of every split in one compiled call; with ``stacked``
   parameters, per seed and of the seeds' ensemble (the mean clipped
   prediction). Predictions are mapped back from the model's scale onto
@@ -81,11 +95,15 @@ def _metrics(params, train_data: TrainingData, evaluated: dict,
   :func:`~glocal_jax.baselines.fallback_predictions` (with
   ``cold_fallback``), and clipped to ``scale``. Besides the metrics,
   ``{split}_spread`` (:func:`~glocal_jax.metrics.item_spread`) tells a
-  collapsed model."""
+  collapsed model. With ``transposed`` (a user-based model), the metrics
+  are taken on the original items x users, so NDCG and the spread are per
+  user either way."""
   out = {}
   clip = (scale.low, scale.high)
 
   def evaluate(pred, targets):
+    if transposed:
+      targets = _as_items_by_users(targets)
     return {**scaled_metrics(pred, targets, scale),
             "spread": metrics.item_spread(jnp.clip(pred, *clip), targets)}
 
@@ -116,7 +134,8 @@ def evaluate(config: GLocalKConfig, params, data: RatingData,
              cold_fallback: bool = True) -> dict:
   """Test (and validation, if any) metrics of ``params`` after ``phase``.
 
-  ``train_data``: :func:`model_ratings` of ``data`` prepared
+  ``data``: as the model sees it (:func:`oriented`); ``train_data``: its
+  :func:`model_ratings` prepared
   (:func:`training.prepare`). Predictions are mapped back onto
   ``data.scale`` and clipped to it; with ``cold_fallback`` the pairs of
   users or items without a training rating are predicted by
@@ -128,7 +147,7 @@ def evaluate(config: GLocalKConfig, params, data: RatingData,
   out = jax.device_get(_metrics(params, train_data, _splits(data),
                                 phase == "finetune", config.dot_scale,
                                 config.aggregation, stacked, data.scale,
-                                cold_fallback))
+                                cold_fallback, config.orientation == "users"))
   return {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
           for k, v in out.items()}
 
@@ -421,7 +440,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log, checkpoint_dir = (lambda _: None), (checkpoint_dir if resume
                                              else None)
   tic = time.perf_counter()
-  train_data = training.prepare(config, model_ratings(data), mesh=mesh)
+  model_data = oriented(data, config)
+  train_data = training.prepare(config, model_ratings(model_data), mesh=mesh)
   prepare_seconds = time.perf_counter() - tic
   devices = 1 if mesh is None else mesh.size
   log(f"prepared the ratings as {train_data.plan.name} in "
@@ -448,8 +468,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, data, train_data, record.phase,
-                              cold_fallback)
+    record.metrics = evaluate(config, params, model_data, train_data,
+                              record.phase, cold_fallback)
     entry = {**record.to_dict(),
              "evaluation_seconds": time.perf_counter() - evaluation_tic}
     history.append(entry)
@@ -532,14 +552,15 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   """
   history = []
   tic = time.perf_counter()
-  train_data = training.prepare(config, model_ratings(data),
+  model_data = oriented(data, config)
+  train_data = training.prepare(config, model_ratings(model_data),
                                 copies=len(seeds))
   ratio = flop_ratio(config, train_data)
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, data, train_data, record.phase,
-                              cold_fallback)
+    record.metrics = evaluate(config, params, model_data, train_data,
+                              record.phase, cold_fallback)
     history.append({**record.to_dict(), "evaluation_seconds":
                     time.perf_counter() - evaluation_tic})
     m = record.metrics
@@ -602,7 +623,7 @@ def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
     ``{e: (params stacked over seeds, pre-training seconds to epoch e)}``;
     ``e = 0`` is the initialisation.
   """
-  params = init_seeds(config, seeds, data.shape)
+  params = init_seeds(config, seeds, oriented(data, config).shape)
   wanted = set(epochs)
   snapshots = {0: (params, 0.0)} if 0 in wanted else {}
   if max(epochs) == 0:
@@ -616,8 +637,8 @@ def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
           f"{time.perf_counter() - tic:.1f}s elapsed")
 
   schedule = config.replace(pretrain_epochs=max(epochs), finetune_epochs=0)
-  training.train(schedule, training.prepare(config, model_ratings(data),
-                                            len(seeds)),
+  training.train(schedule, training.prepare(
+      config, model_ratings(oriented(data, config)), len(seeds)),
                  params=params, callback=callback, epoch_fns=epoch_fns or
                  training.make_epoch_fns(config, batched=True))
   return snapshots

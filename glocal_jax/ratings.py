@@ -147,6 +147,18 @@ def take(ratings: Ratings, index: Array) -> Ratings:
                  ratings.shape)
 
 
+def transpose(ratings: Ratings) -> Ratings:
+  """The same entries of the transposed ``(n, m)`` matrix (host), sorted
+  by its rows (the users) then columns; padding entries are dropped."""
+  host = ratings.to_host()
+  real = host.values > 0
+  items, users = host.items[real], host.users[real]
+  order = np.argsort(users.astype(np.int64) * ratings.shape[0] + items,
+                     kind="stable")
+  return Ratings(users[order], items[order], host.values[real][order],
+                 (ratings.shape[1], ratings.shape[0]))
+
+
 def pad(ratings: Ratings, nnz: int) -> Ratings:
   """``ratings`` with padding entries appended up to ``nnz`` entries (host).
 

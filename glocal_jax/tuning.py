@@ -26,19 +26,22 @@ from glocal_jax import experiment
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
 
-# The default search, as factors of the base config's value.
+# The default search: factors of the base config's value, and choices.
 DEFAULT_FACTORS: dict[str, tuple[float, ...]] = {
     "lambda_2": (0.5, 1.0, 2.0, 4.0),
     "lambda_s": (0.5, 1.0, 2.0),
 }
+DEFAULT_CHOICES: dict[str, tuple] = {"orientation": ("items", "users")}
 
 
-def default_space(base: GLocalKConfig) -> dict[str, list[float]]:
-  """:data:`DEFAULT_FACTORS` times ``base``'s values: 12 configurations
-  around the preset (``lambda_2`` from half to four times, ``lambda_s``
-  from half to twice)."""
-  return {name: [getattr(base, name) * f for f in factors]
-          for name, factors in DEFAULT_FACTORS.items()}
+def default_space(base: GLocalKConfig) -> dict[str, list]:
+  """:data:`DEFAULT_FACTORS` times ``base``'s values and
+  :data:`DEFAULT_CHOICES`: 24 configurations around the preset
+  (``lambda_2`` from half to four times, ``lambda_s`` from half to twice,
+  the item- and the user-based autoencoder)."""
+  space = {name: [getattr(base, name) * f for f in factors]
+           for name, factors in DEFAULT_FACTORS.items()}
+  return {**space, **{k: list(v) for k, v in DEFAULT_CHOICES.items()}}
 
 
 def grid(base: GLocalKConfig, space: Mapping[str, Sequence]

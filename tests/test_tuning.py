@@ -28,8 +28,9 @@ def test_grid_and_default_space():
   assert configs[0].replace(lambda_2=base.lambda_2, dot_scale=1.0) == base
   space = tuning.default_space(base)
   assert space == {"lambda_2": [10.0, 20.0, 40.0, 80.0],
-                   "lambda_s": [0.003, 0.006, 0.012]}
-  assert len(tuning.grid(base, space)) == 12
+                   "lambda_s": [0.003, 0.006, 0.012],
+                   "orientation": ["items", "users"]}
+  assert len(tuning.grid(base, space)) == 24
   with pytest.raises(ValueError, match="'lamda_2' is not a hyper-parameter"):
     tuning.grid(base, {"lamda_2": [1.0]})
   with pytest.raises(ValueError, match="no values"):
@@ -83,12 +84,14 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
            "--pretrain_maxiter=2", "--finetune_maxiter=2",
            f"--compilation_cache={tmp_path / 'cc'}"]
   subprocess.run([sys.executable, os.path.join(ROOT, "experiments/tune.py"),
-                  *flags, "--search=lambda_2=5,40", "--validation_fraction=0.2",
+                  *flags, "--search=lambda_2=5,40;orientation=users",
+                  "--validation_fraction=0.2",
                   f"--output_dir={out}"], check=True, capture_output=True,
                  cwd=ROOT)
   result = json.loads((out / "tune.json").read_text())
   assert len(result["configurations"]) == 2
-  assert result["space"] == {"lambda_2": [5, 40]}
+  assert result["space"] == {"lambda_2": [5, 40], "orientation": ["users"]}
+  assert result["chosen"]["config"]["orientation"] == "users"
   test = result["chosen"]["test"]
   assert set(test) == {"rmse", "mae", "ndcg", "ratings"}
   assert test["ratings"] == result["data"]["test_ratings"] > 0

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from glocal_jax import ratings as rt
 from glocal_jax.ratings import Ratings
 
 
@@ -114,6 +115,15 @@ class RatingData:
   def shape(self) -> tuple[int, int]:
     """``(n_items, n_users)``."""
     return self.train.shape
+
+  def transposed(self) -> "RatingData":
+    """The data of the transposed matrix: users as rows, items as columns
+    (a user-based autoencoder's view); every split transposed."""
+    flip = lambda r: None if r is None else rt.transpose(r)
+    return dataclasses.replace(self, train=flip(self.train),
+                               test=flip(self.test), valid=flip(self.valid),
+                               item_ids=self.user_ids,
+                               user_ids=self.item_ids)
 
   def summary(self) -> str:
     parts = [f"{self.name}: {self.shape[0]} items x {self.shape[1]} users",
