@@ -409,9 +409,10 @@ def check_variants() -> list:
   return [VARIANTS[v] for v in FLAGS.variants]
 
 
-def check_sweep_flags(argv: list[str]) -> None:
-  """Refuses stray arguments and out-of-range sweep flags, and an output
-  folder that cannot be written."""
+def check_sweep_flags(argv: list[str],
+                      known: tuple[str, ...] = gdata.DATASETS) -> None:
+  """Refuses stray arguments and out-of-range sweep flags (``--datasets``
+  must be of ``known``), and an output folder that cannot be written."""
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}")
   if not FLAGS.output_dir:
@@ -422,8 +423,8 @@ def check_sweep_flags(argv: list[str]) -> None:
     if p not in PROTOCOLS:
       fail(f"unknown protocol {p!r}; known: {list(PROTOCOLS)}")
   for d in FLAGS.datasets:
-    if d not in gdata.DATASETS:
-      fail(f"unknown dataset {d!r}; known: {list(gdata.DATASETS)}")
+    if d not in known:
+      fail(f"unknown dataset {d!r}; known: {list(known)}")
   if not 0.0 < FLAGS.validation_fraction < 1.0:
     fail("--validation_fraction must be in (0, 1), got "
          f"{FLAGS.validation_fraction}")

@@ -7,6 +7,7 @@ written as null and its path and value are listed under ``"nulls"``.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -51,19 +52,21 @@ def write_json(path: str, obj) -> dict:
   return nulls
 
 
-def write_rows(output_dir: str, name: str, rows: list[dict]) -> None:
-  """Writes ``output_dir/name.json`` (the rows and this run's provenance)
-  and ``name.csv`` (the scalar columns)."""
+def write_rows(output_dir: str, name: str, rows: list[dict],
+               **extra) -> None:
+  """Writes ``output_dir/name.json`` (the rows, ``extra`` and this run's
+  provenance) and ``name.csv`` (the first row's scalar columns)."""
   write_json(os.path.join(output_dir, f"{name}.json"),
-             {"provenance": provenance(), "rows": rows})
+             {"provenance": provenance(), "rows": rows, **extra})
   if not rows or jax.process_index() != 0:
     return
   columns = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))]
   tmp = os.path.join(output_dir, f".{name}.csv.tmp")
-  with open(tmp, "w") as f:
-    f.write(",".join(columns) + "\n")
+  with open(tmp, "w", newline="") as f:
+    writer = csv.writer(f)  # quotes fields with commas ("3x3, 1 layer")
+    writer.writerow(columns)
     for row in rows:
-      f.write(",".join(str(row.get(c, "")) for c in columns) + "\n")
+      writer.writerow([row.get(c, "") for c in columns])
   os.replace(tmp, os.path.join(output_dir, f"{name}.csv"))
   print(f"wrote {output_dir}/{name}.json and .csv")
 

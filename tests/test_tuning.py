@@ -2,6 +2,7 @@
 epoch cut, a search that cannot read the test set, and the config file
 train.py takes back."""
 
+import csv
 import dataclasses
 import json
 import os
@@ -114,3 +115,53 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
        *flags[:4], f"--config_json={tmp_path / 'missing.json'}",
        f"--output_dir={run}"], capture_output=True, text=True, cwd=ROOT)
   assert bad.returncode == 2 and "not a config file" in bad.stderr
+
+
+def test_suite_script_rows_folds_and_published_numbers(tmp_path):
+  """ML-100K's five folds with the user-mean predictor (checked against
+  NumPy per fold) and their mean over folds, a tiny GLocal-K row on
+  YahooMusic's whole test set, the published numbers and a CSV the csv
+  module reads back."""
+  data_root = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+  if not os.path.isdir(os.path.join(data_root, "yahoo_music")):
+    pytest.skip("../shared/data is absent")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments/suite.py"),
+       "--datasets=ml-100k-folds,yahoo_music", "--models=user-mean,glocal-k",
+       "--protocols=validation", "--seeds=1", f"--data_root={data_root}",
+       "--hidden=8", "--pretrain_epochs=1", "--finetune_epochs=1",
+       "--pretrain_maxiter=1", "--finetune_maxiter=1",
+       f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={tmp_path}"],
+      capture_output=True, text=True, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr
+  written = json.loads((tmp_path / "suite.json").read_text())
+  rows = written["rows"]
+  folds = [r for r in rows if r["dataset"] == "ml-100k"
+           and r["model"] == "user-mean" and r["fold"] in "12345"]
+  assert [r["fold"] for r in folds] == ["1", "2", "3", "4", "5"]
+  for row in folds:
+    split = gdata.split_validation(
+        gdata.load_ml_100k(os.path.join(data_root, "ml-100k"),
+                           fold=row["fold"]), 0.05, 0)
+    train = np.asarray(split.train.to_dense())
+    counts = (train > 0).sum(0)
+    means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
+                     train[train > 0].mean())
+    test = split.test.to_host()
+    err = np.clip(means[test.users], 1, 5) - test.values
+    assert row["rmse_mean"] == pytest.approx(np.sqrt(np.mean(err ** 2)),
+                                             rel=1e-5)
+  mean_row = [r for r in rows if r.get("fold") == "1-5"
+              and r["model"] == "user-mean"][0]
+  assert mean_row["rmse_mean"] == pytest.approx(
+      np.mean([r["rmse_mean"] for r in folds]))
+  assert mean_row["rmse_std"] == pytest.approx(
+      np.std([r["rmse_mean"] for r in folds]))
+  assert len([r for r in rows if r.get("fold") == "1-5"]) == 2
+  yahoo = [r for r in rows if r["dataset"] == "yahoo_music"]
+  assert {r["model"] for r in yahoo} == {"user-mean", "glocal-k"}
+  assert written["published"]["yahoo_music"][0][:2] == ["IGMC", 19.1]
+  with open(tmp_path / "suite.csv", newline="") as f:
+    table = list(csv.DictReader(f))
+  assert len(table) == len(rows)
+  assert table[0]["dataset"] == "ml-100k" and table[0]["fold"] == "1"
