@@ -86,7 +86,8 @@ def over_folds(fold_rows: list[dict]) -> dict:
   (each fold's value is its mean over seeds)."""
   values = np.array([r["rmse_mean"] for r in fold_rows])
   return {**{k: v for k, v in fold_rows[0].items()
-             if k in ("dataset", "model", "protocol", "seeds", "device")},
+             if k in ("dataset", "entry", "model", "protocol", "seeds",
+                      "device")},
           "fold": "1-5", "rmse_mean": float(values.mean()),
           "rmse_std": float(values.std()),
           "mae_mean": float(np.mean([r["mae_mean"] for r in fold_rows])),
@@ -105,7 +106,7 @@ def run_suite(entries: list[str], models: list[str], protocols: list[str],
       for model in models:
         for protocol in protocols:
           row = table_rows.run_model_row(data, name, model, protocol,
-                                         fold=fold)
+                                         entry=entry, fold=fold)
           rows.append(row)
           by_model.setdefault((model, protocol), []).append(row)
           write(rows)
@@ -125,10 +126,10 @@ def plot(path: str, rows: list[dict]) -> bool:
     return False
   panels = {}
   for row in rows:
-    if row["dataset"] == "ml-100k" and row.get("fold") not in ("1", "1-5"):
-      continue
-    title = row["dataset"] + (" (folds 1-5)" if row.get("fold") == "1-5"
-                              else "")
+    if row["entry"] == "ml-100k-folds" and row["fold"] != "1-5":
+      continue  # the folds one by one are in the table
+    title = row["dataset"] + (" (folds 1-5)" if row["fold"] == "1-5" else
+                              "")
     panels.setdefault(title, []).append(
         (f"{row['model']} ({row['protocol']})", row["rmse_mean"],
          row.get("rmse_std", 0.0)))

@@ -136,7 +136,7 @@ def test_suite_script_rows_folds_and_published_numbers(tmp_path):
   assert proc.returncode == 0, proc.stderr
   written = json.loads((tmp_path / "suite.json").read_text())
   rows = written["rows"]
-  folds = [r for r in rows if r["dataset"] == "ml-100k"
+  folds = [r for r in rows if r["entry"] == "ml-100k-folds"
            and r["model"] == "user-mean" and r["fold"] in "12345"]
   assert [r["fold"] for r in folds] == ["1", "2", "3", "4", "5"]
   for row in folds:
