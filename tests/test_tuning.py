@@ -165,3 +165,14 @@ def test_suite_script_rows_folds_and_published_numbers(tmp_path):
     table = list(csv.DictReader(f))
   assert len(table) == len(rows)
   assert table[0]["dataset"] == "ml-100k" and table[0]["fold"] == "1"
+
+
+@pytest.mark.parametrize("dataset", sorted(gj.config.TUNED_PRESETS))
+def test_tuned_presets_are_what_tune_chose(dataset):
+  path = os.path.join(ROOT, gj.config.TUNED_PRESETS[dataset])
+  with open(path) as f:
+    written = json.load(f)
+  assert written["dataset"] == dataset
+  assert "tune.py" in written["provenance"]["command"]
+  chosen = gj.GLocalKConfig(**written["chosen"]["config"])
+  assert gj.preset(dataset) == chosen
