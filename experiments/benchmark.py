@@ -49,7 +49,7 @@ import numpy as np
 import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
-from reporting import pyplot, write_json
+from reporting import write_json
 from glocal_jax import experiment, flops, optim, representations, sharding
 from glocal_jax import training
 

@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from glocal_jax import blocked, sparse
+from glocal_jax import sparse
 from glocal_jax import ratings as rt
 from glocal_jax.optim import EpochStart
 from glocal_jax.ratings import Ratings
