@@ -105,7 +105,9 @@ def _contents(params: Any, key: jax.Array, meta: dict,
   contents.update({f"params/{_path_name(p)}": np.asarray(x)
                    for p, x in jax.tree_util.tree_flatten_with_path(params)[0]})
   contents["key"] = np.asarray(key)
-  contents["meta"] = np.asarray(json.dumps(meta, allow_nan=False))
+  # NaN stays NaN (an NDCG with no user of two test ratings is undefined):
+  # Python's json reads it back, so a resumed run sees the same history.
+  contents["meta"] = np.asarray(json.dumps(meta))
   return contents
 
 

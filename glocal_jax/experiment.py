@@ -193,9 +193,14 @@ def summarise(history: list[dict]) -> dict:
   summary["final"]["epoch"] = epochs[-1]["epoch"]
   best = {}
   for k in METRICS:
-    values = [h["metrics"][f"test_{k}"] for h in epochs]
-    i = int(np.argmax(values) if HIGHER_IS_BETTER[k] else np.argmin(values))
-    best[k] = values[i]
+    # Over the defined values: NDCG is NaN when no user has two test ratings.
+    values = np.array([h["metrics"][f"test_{k}"] for h in epochs], float)
+    if np.all(np.isnan(values)):
+      best[k], best[f"{k}_epoch"] = None, None
+      continue
+    i = int(np.nanargmax(values) if HIGHER_IS_BETTER[k] else
+            np.nanargmin(values))
+    best[k] = float(values[i])
     best[f"{k}_epoch"] = epochs[i]["epoch"]
   summary["best"] = best
   if "valid_rmse" in epochs[0]["metrics"]:
@@ -585,7 +590,8 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   for name in ("mean", "std"):
     reduce = np.mean if name == "mean" else np.std
     stats[name] = {
-        block: {k: float(reduce([s[block][k] for s in per_seed]))
+        block: {k: float(reduce([np.nan if s[block][k] is None else
+                                 s[block][k] for s in per_seed]))
                 for k in per_seed[0][block]
                 if not k.endswith("epoch") and k != "phase"}
         for block in ("best", "final", "selected") if block in per_seed[0]}
