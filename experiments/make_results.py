@@ -160,23 +160,104 @@ def section(out: list, pattern: str, title: str) -> list[Result]:
   return files
 
 
+def rating(x):
+  """A rating-scale figure to 4 significant digits (0.8923, 19.65)."""
+  return "-" if x is None else f"{x:.4g}"
+
+
+def best_mean(means: dict, split: str):
+  """``"user 19.93"``: the best mean predictor of ``split`` (or None)."""
+  if split not in (means or {}):
+    return None
+  by, value = min(means[split].items(), key=lambda kv: kv[1])
+  return f"{by} {rating(value)}"
+
+
 def training_section(out):
   files = section(out, "train_*.json",
                   "Single runs, paper schedule (`experiments/train.py`)")
   if not files:
     return
   out.append("best = paper protocol (best fine-tuning epoch on test); "
-             "seconds = the whole run, split into training, evaluation and "
-             "compilation where the file records them.\n")
+             "selected = honest protocol (the epoch of either phase with the "
+             "least validation RMSE, its test RMSE), where the run held out "
+             "a validation split; best mean = the best mean predictor on the "
+             "same test set, trained on the same ratings (files that "
+             "predate it show -); seconds = the whole run, split into "
+             "training, evaluation and compilation where the file records "
+             "them.\n")
   for r in files:
     m = r.data
+    selected = m.get("selected", {})
     render(out, r, [table(
         ["dataset", "best RMSE", "best MAE", "best NDCG", "final RMSE",
-         "seconds", "train s", "evaluation s", "compile s", "device"],
-        [[m["dataset"], m["best"]["rmse"], m["best"]["mae"],
-          m["best"]["ndcg"], m["final"]["rmse"], m["seconds"],
-          m.get("train_seconds"), m.get("evaluation_seconds"),
-          m.get("compile_seconds"), machine(m, r)]]) + "\n"])
+         "selected RMSE", "best mean", "test ratings", "seconds", "train s",
+         "evaluation s", "compile s", "device"],
+        [[m["dataset"], rating(m["best"]["rmse"]), rating(m["best"]["mae"]),
+          m["best"]["ndcg"], rating(m["final"]["rmse"]),
+          rating(selected.get("rmse")),
+          best_mean(m.get("mean_predictors"), "test"),
+          m["data"].get("test_ratings") if isinstance(m.get("data"), dict)
+          else None, m["seconds"], m.get("train_seconds"),
+          m.get("evaluation_seconds"), m.get("compile_seconds"),
+          machine(m, r)]]) + "\n"])
+    out += [f"Warning: {w}\n" for w in m.get("warnings", [])]
+
+
+def suite_section(out):
+  """The benchmark suite (experiments/suite.py): every row, the published
+  numbers beside it, and the figure."""
+  files = section(out, "suite_*.json",
+                  "The benchmark suite (`experiments/suite.py`)")
+  for r in files:
+    cols = ["entry", "fold", "model", "protocol", "seeds", "rmse_mean",
+            "rmse_std", "mae_mean", "ndcg_mean", "seconds", "device"]
+    rows = [[row.get("entry"), row.get("fold"), row["model"],
+             row["protocol"], row.get("seeds"), rating(row["rmse_mean"]),
+             rating(row.get("rmse_std")), rating(row.get("mae_mean")),
+             row.get("ndcg_mean"), f"{row.get('seconds', 0):.1f}",
+             machine(row, r)]
+            for row in r.rows]
+    published = [[dataset, model, rating(value),
+                  "yes" if side else "no", source]
+                 for dataset, entries in r.data.get("published", {}).items()
+                 for model, value, side, source in entries]
+    lines = [table(cols, rows) + "\n",
+             "Published test RMSE on the same splits (facts from the papers; "
+             "side information as marked):\n",
+             table(["dataset", "model", "RMSE", "side information",
+                    "source"], published) + "\n"]
+    png = r.path[:-len(".json")] + ".png"
+    if os.path.exists(png):
+      lines.append(f"![{r.name[:-5]}]({os.path.relpath(png, ROOT)})\n")
+    render(out, r, lines)
+
+
+def tune_section(out):
+  """Each tuning run (experiments/tune.py): the chosen configuration, its
+  validation and test RMSE, against the best mean predictor."""
+  files = section(out, "tune_*.json",
+                  "Honest tuning (`experiments/tune.py`)")
+  if files:
+    out.append("Every configuration trained on the training ratings less a "
+               "validation share, scored there with the test set withheld; "
+               "the chosen one (least validation RMSE, cut at its epoch) "
+               "trained once more with the test set present.\n")
+  for r in files:
+    t = r.data
+    c = t["chosen"]["config"]
+    rows = [[t["dataset"], len(t["configurations"]), c["lambda_2"],
+             c["lambda_s"], c["dot_scale"], c.get("orientation", "items"),
+             f"{c['pretrain_epochs']}+{c['finetune_epochs']}",
+             rating(t["chosen"]["valid_rmse"]),
+             rating(t["chosen"]["test"]["rmse"]),
+             t["chosen"]["test"]["ratings"],
+             best_mean(t.get("mean_predictors"), "test"),
+             round(t["seconds"])]]
+    render(out, r, [table(
+        ["dataset", "configurations", "lambda_2", "lambda_s", "dot_scale",
+         "orientation", "epochs", "valid RMSE", "test RMSE", "test ratings",
+         "best mean (test)", "search s"], rows) + "\n"])
 
 
 BENCHMARK_COLUMNS = [
@@ -492,6 +573,8 @@ def main(argv):
          "files in `results/`; above each table, the command, commit and "
          "machine recorded in its file. Paper numbers are those of the "
          "CIKM'21 paper (Tables 1-2).\n"]
+  suite_section(out)
+  tune_section(out)
   training_section(out)
   benchmark_section(out)
   for name in SWEEPS:
