@@ -3,7 +3,9 @@ r"""Top-k recommendations for one user from a training checkpoint.
   python experiments/recommend.py --checkpoint_dir=/tmp/ckpt --user=42 --k=10
 
 Prints the user's k unrated items with the highest predicted ratings
-(the data's own item ids, ratings clipped to the data's rating scale).
+(the data's own item ids, ratings clipped to the data's rating scale). An
+item the user rated in any split of the run (training, validation, test)
+counts as rated. --checkpoint_dir may also be train.py's OUTPUT_DIR.
 """
 
 import os
@@ -36,6 +38,10 @@ def main(argv):
     cli.fail(f"--k must be positive, got {FLAGS.k}")
   try:
     ckpt = checkpoint.load(FLAGS.checkpoint_dir)
+    inner = os.path.join(FLAGS.checkpoint_dir, "checkpoint")
+    if ckpt is None and os.path.isdir(inner):  # train.py's OUTPUT_DIR given
+      ckpt = checkpoint.load(inner)
+      print(f"using the checkpoint in {inner}")
   except ValueError as e:
     cli.fail(str(e))
   if ckpt is None:
@@ -54,13 +60,18 @@ def main(argv):
   if user is None or column >= user_ids.size or user_ids[column] != user:
     show = lambda x: x.decode() if isinstance(x, bytes) else str(x)
     cli.fail(f"unknown user id {FLAGS.user}; the checkpoint knows "
-             f"{user_ids.size} users with ids {show(user_ids.min())} .. "
-             f"{show(user_ids.max())}")
+             f"{user_ids.size} users with ids {show(user_ids[0])} .. "
+             f"{show(user_ids[-1])} (in sorted order)")
   shape = tuple(int(x) for x in arrays["shape"])
   ratings = gj.Ratings(arrays["train_rows"], arrays["train_cols"],
                        arrays["train_values"], shape)
+  # Items the user rated in any split (training, validation or test) are
+  # not recommended again.
   rated = np.zeros(shape[0], bool)
-  rated[ratings.items[ratings.users == column]] = True
+  for split in ("train", "valid", "test"):
+    if f"{split}_rows" in arrays:
+      rows, cols = arrays[f"{split}_rows"], arrays[f"{split}_cols"]
+      rated[rows[cols == column]] = True
   unrated = int((~rated).sum())
   k = min(FLAGS.k, unrated)
   config = gj.GLocalKConfig(**ckpt.meta["config"])

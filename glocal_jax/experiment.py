@@ -349,13 +349,20 @@ def fingerprint(data: RatingData) -> dict:
 
 def checkpoint_arrays(data: RatingData) -> dict:
   """The training ratings, raw ids and rating scale, so that a checkpoint
-  can recommend on its own."""
+  can recommend on its own, and the cells of the validation and test
+  ratings (``{split}_rows``, ``{split}_cols``: what the user has rated
+  besides training)."""
   host = data.train.to_host()
-  return {"item_ids": data.item_ids, "user_ids": data.user_ids,
-          "train_rows": host.items, "train_cols": host.users,
-          "train_values": host.values, "shape": np.asarray(data.shape),
-          "scale": np.asarray([data.scale.low, data.scale.high,
-                               data.scale.step])}
+  arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
+            "train_rows": host.items, "train_cols": host.users,
+            "train_values": host.values, "shape": np.asarray(data.shape),
+            "scale": np.asarray([data.scale.low, data.scale.high,
+                                 data.scale.step])}
+  for split, ratings in (("valid", data.valid), ("test", data.test)):
+    if ratings is not None:
+      host = ratings.to_host()
+      arrays.update({f"{split}_rows": host.items, f"{split}_cols": host.users})
+  return arrays
 
 
 def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
