@@ -439,8 +439,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     JSON-able dict: ``dataset``, ``seed``, ``config``, ``device``, ``plan``,
     ``data`` (its fingerprint and :func:`evaluated_counts`),
     ``cold_fallback``, ``mean_predictors`` (:func:`mean_predictor_rmse`),
-    ``warnings`` (:func:`diagnose`, also logged), ``seconds`` (wall time over all resumed
-    calls) split into ``train_seconds``, ``evaluation_seconds``,
+    ``warnings`` (:func:`diagnose`, also logged), ``seconds`` (wall time
+    over all resumed calls) split into ``train_seconds``,
+    ``evaluation_seconds``,
     ``compile_seconds`` and ``prepare_seconds``, ``history``, ``best``,
     ``final`` and, with a validation split, ``selected``; ``complete`` says
     whether the schedule ran to its end.

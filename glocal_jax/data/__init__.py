@@ -23,7 +23,8 @@ checksum is known) with ``download=True``.
 Text files are parsed by :mod:`glocal_jax.data.parsing` (vectorised, seconds
 for 20M lines) and the parsed arrays cached in the user's cache folder
 (:func:`default_cache_dir`, never the data's folder; keyed by the file's
-path, size and modification time), so a second load reads no text. Every loader checks its data the same way (:func:`validate`):
+path, size and modification time), so a second load reads no text. Every
+loader checks its data the same way (:func:`validate`):
 ratings on the data set's scale, no cell rated twice in a file or in two
 splits (a leaked test rating), and a note when the size differs from the
 published release, and one counting the test ratings of users or items

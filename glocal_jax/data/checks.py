@@ -121,8 +121,9 @@ def check_raw(raw: RawRatings, scale: Optional[RatingScale],
     first, second = order[same[0]], order[same[0] + 1]
     raise DataFormatError(
         f"{raw.path}, line {raw.lines[second]}: duplicate rating of item "
-        f"{show_id(raw.items[first])} by user {show_id(raw.users[first])} (first "
-        f"at line {raw.lines[first]}); {same.size} duplicate(s) in all. Pass "
+        f"{show_id(raw.items[first])} by user {show_id(raw.users[first])} "
+        f"(first at line {raw.lines[first]}); {same.size} duplicate(s) in "
+        "all. Pass "
         "duplicates='last' (--duplicates=last) to keep the last of each.")
   if duplicates != "last":
     raise ValueError(f"duplicates must be 'error' or 'last', got "
@@ -207,7 +208,8 @@ def build(name: str, parts: Sequence[RawRatings], scale: RatingScale,
     i, j = in_train[0], in_test[0]
     raise DataFormatError(
         f"{parts[1].path}, line {parts[1].lines[j]}: item "
-        f"{show_id(item_ids[items[1][j]])} by user {show_id(user_ids[users[1][j]])} "
+        f"{show_id(item_ids[items[1][j]])} by user "
+        f"{show_id(user_ids[users[1][j]])} "
         f"is also in {parts[0].path}, line {parts[0].lines[i]} (a test rating "
         f"would leak into training); {in_train.size} such cell(s).")
   shape = (item_ids.size, n)
