@@ -96,6 +96,12 @@ def main(argv):
     kept = (f" The last good checkpoint is kept in {checkpoint_dir()}."
             if checkpoint_dir() else "")
     cli.fail(f"{e}{kept}")
+  except KeyboardInterrupt:
+    resume = (f"; the checkpoint of the last finished epoch is in "
+              f"{checkpoint_dir()}: rerun with --resume to continue"
+              if checkpoint_dir() else "")
+    print(f"interrupted{resume}", file=sys.stderr)
+    sys.exit(130)
   except ValueError as e:
     cli.fail(str(e))
   result.update(validation_fraction=FLAGS.validation_fraction,

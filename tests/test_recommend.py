@@ -3,6 +3,7 @@ rated in any split are not recommended, train.py's output folder works as
 the checkpoint folder, and an unknown string id is a clear error."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -49,3 +50,28 @@ def test_recommend_skips_every_rated_item_and_names_unknown_users(tmp_path):
   assert bad.returncode == 2
   assert "unknown user id u_99" in bad.stderr and "u_0 .. u_9" in bad.stderr
   assert "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):
+  out = tmp_path / "run"
+  args = [sys.executable, os.path.join(ROOT, "experiments", "train.py"),
+          "--dataset=synthetic", "--synthetic_items=30",
+          "--synthetic_users=20", "--synthetic_density=0.4", "--hidden=8",
+          "--n_dim=2", "--pretrain_epochs=400", "--finetune_epochs=1",
+          "--pretrain_maxiter=2", "--finetune_maxiter=2",
+          f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={out}"]
+  proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
+  for line in proc.stdout:
+    if line.startswith("pretrain epoch 2:"):
+      proc.send_signal(signal.SIGINT)
+      break
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130, err
+  assert "Traceback" not in err
+  assert f"{out / 'checkpoint'}: rerun with --resume to continue" in err
+  again = subprocess.run(args + ["--resume", "--stop_after=1"],
+                         capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+  assert again.returncode == 0, again.stderr
+  assert "Resuming after pretrain epoch" in again.stdout
