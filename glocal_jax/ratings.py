@@ -139,6 +139,37 @@ def from_triplets(items: Array, users: Array, values: Array,
                  values[order], (m, n))
 
 
+def check(ratings: Ratings) -> None:
+  """Raises ``ValueError`` unless ``ratings`` is well formed (host): indices
+  in range, entries sorted by item then user with no cell twice, values
+  finite and >= 0 (0: padding). The blocked and sparse products rely on the
+  order: unsorted triplets would give wrong losses silently
+  (:func:`from_triplets` sorts them)."""
+  host = ratings.to_host()
+  m, n = ratings.shape
+  items, users = host.items.astype(np.int64), host.users.astype(np.int64)
+  for name, idx, size in (("item", items, m), ("user", users, n)):
+    bad = np.flatnonzero((idx < 0) | (idx >= size))
+    if bad.size:
+      raise ValueError(f"{name} index {idx[bad[0]]} (entry {bad[0]}) is out "
+                       f"of range [0, {size}).")
+  bad = np.flatnonzero(~(np.isfinite(host.values) & (host.values >= 0)))
+  if bad.size:
+    raise ValueError(f"ratings must be finite and >= 0 (0: padding); entry "
+                     f"{bad[0]} is {host.values[bad[0]]}.")
+  real = host.values > 0
+  keys = (items * n + users)[real]
+  step = np.flatnonzero(np.diff(keys) <= 0)
+  if step.size:
+    at = np.flatnonzero(real)[step[0] + 1]
+    what = "rates the same cell as" if keys[step[0] + 1] == keys[step[0]] \
+        else "comes before"
+    raise ValueError(
+        f"entry {at} (item {items[at]}, user {users[at]}) {what} the entry "
+        "before it: Ratings must be sorted by item, then user, each cell "
+        "once; build them with glocal_jax.ratings.from_triplets.")
+
+
 def take(ratings: Ratings, index: Array) -> Ratings:
   """The entries at ``index`` (host), re-sorted by item then user."""
   index = np.sort(np.asarray(index))

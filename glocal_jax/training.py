@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import model, representations, sharding
+from glocal_jax import ratings as rt
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.optim import EpochFn, EpochStart, lbfgsb_epoch
 from glocal_jax.ratings import Ratings
@@ -101,11 +102,14 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
       (:func:`glocal_jax.sharding.device_mesh`); None: one device.
 
   Raises:
+    ValueError: ``ratings`` are malformed (:func:`glocal_jax.ratings.check`:
+      unsorted, out of range, a cell twice).
     ResourceError: the global kernel is larger than the rating matrix, or
       the run's estimated memory (:func:`glocal_jax.representations.
       estimate_memory_bytes`) exceeds the device's, before anything large
       is allocated.
   """
+  rt.check(ratings)
   m, n = ratings.shape
   if config.kernel_size > min(m, n):
     raise ResourceError(
@@ -163,7 +167,21 @@ def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
   After pre-training the model is the local-kernel AE alone (``AE(R)``);
   after fine-tuning it is GLocal-K (``AE(R_hat)``). Compiled once per
   shape; parameters stacked over seeds give ``(seeds, k)``.
+
+  Raises:
+    ValueError: ``phase`` is not one of :data:`PHASES`, or (for concrete
+      indices) an item or user index is outside the matrix.
   """
+  if phase not in PHASES:
+    raise ValueError(f"phase must be one of {PHASES}, got {phase!r}.")
+  for name, idx, size in (("item", items, data.shape[0]),
+                          ("user", users, data.shape[1])):
+    if not isinstance(idx, jax.core.Tracer):
+      idx = np.asarray(idx)
+      bad = np.flatnonzero((idx < 0) | (idx >= size))
+      if bad.size:
+        raise ValueError(f"{name} index {idx[bad[0]]} is outside the "
+                         f"{data.shape[0]} x {data.shape[1]} matrix.")
   return _predict(params, data, jnp.asarray(items), jnp.asarray(users),
                   phase == "finetune", config.dot_scale, config.aggregation,
                   _is_stacked(params))
