@@ -43,7 +43,6 @@ PRESET_FLAGS = {
 
 # Datasets without a preset of their own train with the nearest one.
 DEFAULT_PRESET = {"synthetic": "ml-100k", "file": "ml-100k",
-                  "flixster": "douban",
                   "ml-10m": "ml-1m", "ml-20m": "ml-1m", "ml-25m": "ml-1m",
                   "netflix": "ml-1m"}
 

@@ -143,13 +143,17 @@ PRESETS: dict[str, GLocalKConfig] = {
         pretrain_maxiter=5, finetune_maxiter=5, pretrain_epochs=20,
         finetune_epochs=60, lambda_2=10.0, lambda_s=0.022, dot_scale=2.0),
     # Not the paper's: chosen by experiments/tune.py on a validation split
-    # (results/tune_yahoo_music_cpu.json records the command and the grid).
+    # (results/tune_*_cpu.json record the command and the grid).
+    "flixster": GLocalKConfig(
+        pretrain_maxiter=5, finetune_maxiter=5, pretrain_epochs=20,
+        finetune_epochs=5, lambda_2=5.0, lambda_s=0.011, dot_scale=2.0),
     "yahoo_music": GLocalKConfig(
         pretrain_maxiter=5, finetune_maxiter=5, pretrain_epochs=20,
         finetune_epochs=15, lambda_2=5.0, lambda_s=0.011, dot_scale=2.0),
 }
 # The presets that tune.py chose, by the result file that chose them.
-TUNED_PRESETS = {"yahoo_music": "results/tune_yahoo_music_cpu.json"}
+TUNED_PRESETS = {"flixster": "results/tune_flixster_cpu.json",
+                 "yahoo_music": "results/tune_yahoo_music_cpu.json"}
 
 
 def preset(dataset: str, **overrides) -> GLocalKConfig:
