@@ -3,8 +3,8 @@
 :func:`search` trains every configuration of a grid on the training ratings
 of a :class:`~glocal_jax.data.RatingData` and scores it on its validation
 split (carved from the training ratings,
-:func:`glocal_jax.data.split_validation`); the data's test ratings are not passed on, so nothing in the search can
-read them. Each configuration's epoch counts come from its own validation
+:func:`glocal_jax.data.split_validation`); the data's test ratings are not
+passed on, so nothing in the search can read them. Each configuration's epoch counts come from its own validation
 curve: the epoch with the lowest validation RMSE, in either phase
 (:func:`glocal_jax.experiment.summarise`), so ``pretrain_epochs`` and
 ``finetune_epochs`` are chosen for free. :func:`chosen_config` turns the

@@ -359,17 +359,16 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
         "nothing learnt from training applies to it (another id scheme, or "
         "the columns in another order?).")
   cold = np.flatnonzero(~warm_user)
-  if cold.size:
+  if cold.size and cold_users == "drop":
+    if cold.size == test.values.size:
+      raise DataFormatError(
+          f"all {cold.size} test ratings are by users with no training "
+          "rating (cold users); nothing would be left to evaluate. Pass "
+          "cold_users='keep' (--cold_users=keep) to keep them.")
     users = np.unique(test.users[cold]).size
-    if cold_users == "drop":
-      if cold.size == test.values.size:
-        raise DataFormatError(
-            f"all {cold.size} test ratings are by users with no training "
-            "rating (cold users); nothing would be left to evaluate. Pass "
-            "cold_users='keep' (--cold_users=keep) to keep them.")
-      test = test.take(np.flatnonzero(warm_user))
-      notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
-                   "training rating dropped (cold users).")
+    test = test.take(np.flatnonzero(warm_user))
+    notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
+                 "training rating dropped (cold users).")
   return build(name, [train, test], scale, notes)
 
 
