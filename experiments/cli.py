@@ -8,12 +8,14 @@ one line on stderr and exit status 2, before any long work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
 
 import dataclasses
 import json
+import logging
 
 from absl import flags
 import jax
@@ -25,6 +27,10 @@ from glocal_jax.data.reading import cache_root
 FLAGS = flags.FLAGS
 DELIMITERS = {"auto": None, "comma": ",", "tab": "\t", "colons": "::",
               "semicolon": ";", "whitespace": " "}
+
+# JAX looks for a TPU on every start and logs, at INFO, that it found none;
+# the scripts say which device they use themselves.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 # Model flags whose default is the dataset's preset: name -> (type, help).
 PRESET_FLAGS = {
@@ -82,12 +88,13 @@ def _preset_help(text: str, field: str) -> str:
 
 
 def define_model_flags() -> None:
-  """Every SPEC hyper-parameter as a flag; unset means the dataset preset."""
+  """Every hyper-parameter of docs/model.md as a flag; unset means the dataset preset."""
   for name, (kind, text) in PRESET_FLAGS.items():
     define = flags.DEFINE_integer if kind is int else flags.DEFINE_float
     define(name, None, _preset_help(text, name))
   flags.DEFINE_list("hidden", None, _preset_help(
-      "Hidden sizes, e.g. 500,500.", "hidden"))
+      "Hidden layer sizes, a comma-separated list: 500,500 is two layers "
+      "of 500, 8 is one layer of 8.", "hidden"))
   flags.DEFINE_enum("aggregation", None, list(gj.kernels.AGGREGATIONS),
                     _preset_help("Global kernel aggregation.", "aggregation"))
   flags.DEFINE_enum("orientation", None, list(gj.config.ORIENTATIONS),
@@ -170,6 +177,10 @@ def define_data_flags(multi: bool = False) -> None:
                       "training rating are kept (the full test set; "
                       "predicted by the fallback, see --cold_fallback), or "
                       "dropped.")
+    flags.DEFINE_enum("overlap", "error", list(gdata.OVERLAPS),
+                      "--dataset=file with --test_file: a (user, item) pair "
+                      "in both files is an error, or dropped from the test "
+                      "ratings (counted).")
     flags.DEFINE_enum("fold", "1", list(gdata.FOLDS), "--dataset=ml-100k: "
                       "the split: u1 (the paper's) .. u5 (the release's "
                       "5-fold cross-validation), ua/ub (10 test ratings per "
@@ -272,7 +283,8 @@ def file_options() -> dict:
           "delimiter": DELIMITERS[FLAGS.delimiter],
           "header": {"auto": None, "yes": True, "no": False}[FLAGS.header],
           "columns": columns, "scale": rating_scale(),
-          "duplicates": FLAGS.duplicates, "cold_users": FLAGS.cold_users}
+          "duplicates": FLAGS.duplicates, "cold_users": FLAGS.cold_users,
+          "overlap": FLAGS.overlap}
 
 
 def load(dataset: str, data_dir: str | None, skip_missing: bool = False,
@@ -338,6 +350,47 @@ def items_mesh():
   from glocal_jax import sharding  # pylint: disable=g-import-not-at-top
   count = device_count()
   return sharding.device_mesh(count) if count > 1 else None
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's process
+    return True
+  return True
+
+
+@contextlib.contextmanager
+def output_lock(path: str):
+  """Holds ``path/.lock`` (this process's id) while a run writes into
+  ``path``; exits with status 2, before any work, when a live run holds it
+  (a lock left by a dead one is taken over)."""
+  lock = os.path.join(path, ".lock")
+  for _ in range(2):
+    try:
+      fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+      break
+    except FileExistsError:
+      try:
+        with open(lock) as f:
+          pid = int(f.read().strip() or 0)
+      except (OSError, ValueError):
+        pid = 0
+      if pid and pid != os.getpid() and _alive(pid):
+        fail(f"another run (process {pid}) is writing into {path}; wait for "
+             "it to end or use another --output_dir")
+      os.remove(lock)
+  else:
+    fail(f"cannot lock {path}")
+  with os.fdopen(fd, "w") as f:
+    f.write(str(os.getpid()))
+  try:
+    yield
+  finally:
+    if os.path.exists(lock):
+      os.remove(lock)
 
 
 def check_output_dir(path: str) -> None:
@@ -422,8 +475,13 @@ def check_sweep_flags(argv: list[str],
     if p not in PROTOCOLS:
       fail(f"unknown protocol {p!r}; known: {list(PROTOCOLS)}")
   for d in FLAGS.datasets:
+    if d == "file":
+      fail("--datasets takes the named data sets under --data_root; a "
+           "rating file of your own trains with experiments/train.py "
+           "--dataset=file (or tune.py)")
     if d not in known:
-      fail(f"unknown dataset {d!r}; known: {list(known)}")
+      fail(f"unknown dataset {d!r}; known: "
+           f"{[k for k in known if k != 'file']}")
   if not 0.0 < FLAGS.validation_fraction < 1.0:
     fail("--validation_fraction must be in (0, 1), got "
          f"{FLAGS.validation_fraction}")

@@ -60,15 +60,24 @@ def write_rows(output_dir: str, name: str, rows: list[dict],
              {"provenance": provenance(), "rows": rows, **extra})
   if not rows or jax.process_index() != 0:
     return
+  write_csv(os.path.join(output_dir, f"{name}.csv"), rows)
+  print(f"wrote {output_dir}/{name}.json and .csv")
+
+
+def write_csv(path: str, rows: list[dict]) -> str:
+  """``rows`` as CSV (the first row's scalar columns; None as empty), moved
+  into place whole; returns ``path``."""
   columns = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))]
-  tmp = os.path.join(output_dir, f".{name}.csv.tmp")
+  tmp = os.path.join(os.path.dirname(path) or ".",
+                     f".{os.path.basename(path)}.tmp")
   with open(tmp, "w", newline="") as f:
     writer = csv.writer(f)  # quotes fields with commas ("3x3, 1 layer")
     writer.writerow(columns)
     for row in rows:
-      writer.writerow([row.get(c, "") for c in columns])
-  os.replace(tmp, os.path.join(output_dir, f"{name}.csv"))
-  print(f"wrote {output_dir}/{name}.json and .csv")
+      writer.writerow(["" if row.get(c) is None else row.get(c)
+                       for c in columns])
+  os.replace(tmp, path)
+  return path
 
 
 def pyplot():

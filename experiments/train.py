@@ -8,9 +8,12 @@ r"""Trains GLocal-K on one dataset with the paper's presets.
 Writes OUTPUT_DIR/metrics.json (history, best = paper protocol, final, and
 selected = validation protocol when --validation_fraction > 0; seconds of
 training, evaluation, compilation and data preparation; the provenance of
-the run) and a checkpoint after every epoch (OUTPUT_DIR/checkpoint unless
---checkpoint_dir says otherwise), from which experiments/recommend.py
-recommends.
+the run), OUTPUT_DIR/history.csv (one row per epoch; with matplotlib also
+history.png, the training curves) and a checkpoint after every epoch
+(OUTPUT_DIR/checkpoint unless --checkpoint_dir says otherwise), from which
+experiments/recommend.py and glocal_jax.load_model predict. A folder that
+another run is writing into, or that holds a run, is refused (--resume,
+--overwrite).
 """
 
 import os
@@ -23,6 +26,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 import cli  # pylint: disable=g-import-not-at-top
+import reporting
+from glocal_jax import checkpoint
 from glocal_jax import data as gdata
 from glocal_jax import experiment
 from glocal_jax.training import NonFiniteError
@@ -47,6 +52,14 @@ flags.DEFINE_bool("resume", False,
                   "Continue from the checkpoint in --checkpoint_dir.")
 flags.DEFINE_integer("stop_after", None,
                      "Stop after this many epochs (resume later).")
+flags.DEFINE_string("items_file", None, "Item names (a file of item id and "
+                    "name per line), saved with the checkpoint for "
+                    "recommend.py; ML-100K's u.item and ML-1M's movies.dat "
+                    "are read from the data folder without it.")
+flags.DEFINE_bool("overwrite", False, "Replace the run already in "
+                  "--output_dir (without it, such a folder is refused: "
+                  "--resume continues that run, or extends a finished one "
+                  "by more epochs).")
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
@@ -55,6 +68,76 @@ def checkpoint_dir() -> str | None:
   if FLAGS.checkpoint_dir == "none":
     return None
   return FLAGS.checkpoint_dir or os.path.join(FLAGS.output_dir, "checkpoint")
+
+
+def check_existing(output_dir: str, ckpt_dir: str | None) -> None:
+  """Exits when ``output_dir`` holds a run that this one would overwrite
+  (unless --resume or --overwrite)."""
+  if FLAGS.resume or FLAGS.overwrite:
+    return
+  finished = os.path.exists(os.path.join(output_dir, "metrics.json"))
+  started = ckpt_dir is not None and checkpoint.exists(ckpt_dir)
+  if finished or started:
+    what = "a finished run" if finished else "an unfinished run's checkpoint"
+    cli.fail(f"{output_dir} holds {what}: --resume continues it (also with "
+             "more epochs), --overwrite replaces it, or use another "
+             "--output_dir")
+
+
+def result_table(result: dict) -> list[str]:
+  """The end of a run in a few lines: the honest protocol first when there
+  is a validation split, then the paper's and the last epoch."""
+  rows = []
+  if "selected" in result:
+    s = result["selected"]
+    rows.append(("selected on validation", f"{s['phase']} {s['epoch']}",
+                 s["rmse"], s["mae"], s["ndcg"]))
+  if "best" in result:
+    b, phase = result["best"], result["phase"]
+    rows.append(("best on test (paper)", f"{phase} {b['rmse_epoch']}",
+                 b["rmse"], b["mae"], b["ndcg"]))
+    f = result["final"]
+    rows.append(("last epoch", f"{phase} {f['epoch']}", f["rmse"], f["mae"],
+                 f["ndcg"]))
+  show = lambda v: "n/a" if v is None or v != v else f"{v:.4f}"
+  lines = [f"{'test metrics':24s} {'epoch':13s} {'RMSE':>7s} {'MAE':>7s} "
+           f"{'NDCG':>7s}"]
+  lines += [f"{name:24s} {epoch:13s} {show(r):>7s} {show(m):>7s} "
+            f"{show(n):>7s}" for name, epoch, r, m, n in rows]
+  return lines
+
+
+def write_curves(output_dir: str, history: list[dict]) -> list[str]:
+  """OUTPUT_DIR/history.csv (one row per epoch: phase, epoch, loss and
+  every metric) and, with matplotlib, history.png; the paths written."""
+  names = sorted({k for h in history for k in h["metrics"]})
+  rows = [{"phase": h["phase"], "epoch": h["epoch"], "loss": h["loss"],
+           **{k: h["metrics"].get(k) for k in names}} for h in history]
+  paths = [reporting.write_csv(os.path.join(output_dir, "history.csv"),
+                               rows)]
+  plt = reporting.pyplot()
+  if plt is not None and history:
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    step = range(1, len(history) + 1)
+    top.plot(step, [h["loss"] for h in history])
+    top.set_ylabel("training loss")
+    top.set_yscale("log")
+    for split in ("test", "valid"):
+      if f"{split}_rmse" in names:
+        bottom.plot(step, [h["metrics"][f"{split}_rmse"] for h in history],
+                    label=f"{split} RMSE")
+    pretrain = sum(h["phase"] == "pretrain" for h in history)
+    for ax in (top, bottom):
+      if 0 < pretrain < len(history):
+        ax.axvline(pretrain + 0.5, color="gray", linestyle=":")
+    bottom.set_xlabel("epoch (pre-training, then fine-tuning)")
+    bottom.legend()
+    fig.tight_layout()
+    path = os.path.join(output_dir, "history.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+  return paths
 
 
 def main(argv):
@@ -72,17 +155,30 @@ def main(argv):
   cli.check_output_dir(FLAGS.output_dir)
   if checkpoint_dir():
     cli.check_output_dir(checkpoint_dir())
+  with cli.output_lock(FLAGS.output_dir):
+    check_existing(FLAGS.output_dir, checkpoint_dir())
+    run()
+
+
+def run():
+  """The run, once the output folder is held."""
   overrides = {"finetune_epochs": 0} if FLAGS.pretrain_only else {}
   config = cli.config_for(FLAGS.dataset, **overrides)
   tic = time.perf_counter()
   data = cli.load(FLAGS.dataset, FLAGS.data_dir,
                   **cli.split_options(FLAGS.dataset))
+  if FLAGS.items_file:
+    try:
+      data = gdata.with_titles(data, FLAGS.items_file)
+    except (OSError, ValueError) as e:
+      cli.fail(str(e))
   if FLAGS.validation_fraction > 0:
     data = gdata.split_validation(data, FLAGS.validation_fraction,
                                   FLAGS.validation_seed)
   print(f"loaded {data.summary()} in {time.perf_counter() - tic:.1f}s")
   for note in data.notes:
     print(f"warning: {note}")
+  print(f"model: {config.architecture(*data.shape)}")
   print(f"config: {config}")
   print("compiling each phase's epoch before it first runs; the epoch lines "
         "show the compile time")
@@ -93,9 +189,10 @@ def main(argv):
                             mesh=cli.items_mesh(),
                             cold_fallback=FLAGS.cold_fallback)
   except NonFiniteError as e:
-    kept = (f" The last good checkpoint is kept in {checkpoint_dir()}."
-            if checkpoint_dir() else "")
-    cli.fail(f"{e}{kept}")
+    kept = checkpoint_dir() and checkpoint.exists(checkpoint_dir())
+    cli.fail(f"{e} " + (f"The last good checkpoint is kept in "
+                        f"{checkpoint_dir()}." if kept else
+                        "No epoch finished, so no checkpoint was written."))
   except KeyboardInterrupt:
     resume = (f"; the checkpoint of the last finished epoch is in "
               f"{checkpoint_dir()}: rerun with --resume to continue"
@@ -109,15 +206,12 @@ def main(argv):
   path = os.path.join(FLAGS.output_dir, "metrics.json")
   for where, value in write_json(path, result).items():
     print(f"warning: {where} was {value}; written as null")
-  if "best" in result:
-    print(f"best ({result['phase']}, paper protocol): {result['best']}")
-    print(f"final: {result['final']}")
-  if "selected" in result:
-    print(f"selected on validation: {result['selected']}")
+  curves = write_curves(FLAGS.output_dir, result["history"])
+  print("\n".join(result_table(result)))
   print(f"{result['seconds']:.1f}s ({result['train_seconds']:.1f}s training, "
         f"{result['evaluation_seconds']:.1f}s evaluating, "
         f"{result['compile_seconds']:.1f}s compiling) on "
-        f"{result['device']['kind']}; wrote {path}")
+        f"{result['device']['kind']}; wrote {path}, {', '.join(curves)}")
   if checkpoint_dir():
     print(f"checkpoint: {checkpoint_dir()} (python experiments/recommend.py "
           f"--checkpoint_dir={checkpoint_dir()} --user=ID)")

@@ -47,6 +47,11 @@ flags.DEFINE_integer("seed", 0, "Seed of every run's initialisation.")
 flags.DEFINE_float("validation_fraction", 0.05, "Share of the training "
                    "ratings held out to score the configurations.")
 flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
+flags.DEFINE_enum("batching", "map", list(tuning.BATCHING),
+                  "How configurations that differ only in lambda_2, "
+                  "lambda_s and dot_scale train: one compiled program "
+                  "running them one after the other (map) or vectorised "
+                  "(vmap), or a fit each (loop).")
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
@@ -76,14 +81,14 @@ def parse_space(text: str) -> dict:
 
 
 def tune(config: gj.GLocalKConfig, data: gdata.RatingData, space: dict,
-         seed: int, split: dict) -> dict:
+         seed: int, split: dict, batching: str = "map") -> dict:
   """The search, then the chosen configuration's test run: tune.json's
   content (without the provenance); ``split`` records how ``data.valid``
   was made."""
   configs = tuning.grid(config, space)
   print(f"searching {len(configs)} configurations on {data.valid.count()} "
         "validation ratings (the test set withheld)")
-  found = tuning.search(configs, data, seed)
+  found = tuning.search(configs, data, seed, batching=batching)
   chosen = gj.GLocalKConfig(**found["chosen"]["config"])
   print(f"chosen: configuration {found['chosen']['index'] + 1}, validation "
         f"RMSE {found['chosen']['valid_rmse']:.4f}; training it with the "
@@ -118,7 +123,8 @@ def main(argv):
   try:
     result = tune(config, data, space, FLAGS.seed,
                   {"validation_fraction": FLAGS.validation_fraction,
-                   "validation_seed": FLAGS.validation_seed})
+                   "validation_seed": FLAGS.validation_seed},
+                  FLAGS.batching)
   except ValueError as e:
     cli.fail(str(e))
   result["provenance"] = provenance()

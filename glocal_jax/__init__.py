@@ -5,21 +5,38 @@ Pure functions over plain parameter pytrees:
 * kernels: :func:`local_kernel` (Eq. 2), :func:`kernelised_weight` (Eq. 3),
   :func:`item_average_pooling` (Eq. 4), :func:`global_kernel` (Eq. 5),
   :func:`global_conv` (Eq. 6);
-* model (the dense reference on ``(m, n)`` matrices): :func:`init_params`,
+* model -- the dense reference on ``(m, n)`` matrices and masks
+  (:mod:`glocal_jax.model`): :func:`init_params` (from sizes),
   :func:`kernel_layer`, :func:`autoencoder` (Eq. 1), :func:`encode`,
   :func:`decode`, :func:`pooled_predictions`, :func:`global_kernel_ratings`,
-  :func:`pretrain_loss`, :func:`finetune_loss`;
-* the ratings pytree :class:`Ratings` and the same losses on it, with
-  memory that grows with the ratings: :mod:`glocal_jax.representations`
-  (dense, blocked and sparse formulations);
-* metrics on rating triplets: :func:`rmse`, :func:`mae`, :func:`ndcg`;
+  :func:`pretrain_loss`, :func:`finetune_loss` (these two names at the top
+  level are the dense ones);
+* the ratings pytree :class:`Ratings` (:func:`from_triplets`,
+  :func:`from_dense`) and the same losses on it, with memory that grows
+  with the ratings: ``glocal_jax.representations.pretrain_loss`` and
+  ``finetune_loss`` take the prepared data of :func:`prepare` (dense,
+  blocked and sparse formulations);
+* metrics on rating triplets: :func:`rmse`, :func:`mae`, :func:`ndcg`,
+  :func:`evaluate` (clipped to the bounds given, e.g. the data's scale);
 * baselines: :func:`mean_predictions` (global, item or user mean);
-* training with L-BFGS-B: :func:`train`, :func:`prepare`, :func:`predict`,
-  :class:`GLocalKConfig`, :func:`preset`;
-* using a model: :func:`top_k_unrated`.
+* training with L-BFGS: :func:`train`, :func:`prepare` (a config and
+  ratings), :func:`predict` (after a phase, ``"pretrain"`` or
+  ``"finetune"``), :class:`GLocalKConfig`, :func:`preset`; the epochs for
+  any loss over any float pytree: :func:`optax_lbfgs_epoch` (the default
+  driver), :func:`jaxopt_lbfgsb_epoch`, :func:`scipy_lbfgsb_epoch`,
+  :class:`EpochStart`, :class:`EpochStats`;
+* using a trained model: :func:`load_model` (a run's checkpoint:
+  predictions and recommendations in the data's ids and scale),
+  :func:`top_k_unrated`.
 
-Data loaders live in :mod:`glocal_jax.data`, evaluated runs (both protocols,
-vmapped seeds, checkpoints) in :mod:`glocal_jax.experiment`.
+The local kernel (Eq. 2) and the aggregation of Eq. 5 are arguments of the
+model, the representations and the config (``local_kernel=``,
+``aggregation=``): any function of their signatures replaces the paper's.
+What is computed, with the details of the authors' code that the paper
+leaves open, is in ``docs/model.md``. Data loaders live in
+:mod:`glocal_jax.data`, evaluated runs (both protocols, vmapped seeds,
+checkpoints) in :mod:`glocal_jax.experiment`, tuning in
+:mod:`glocal_jax.tuning`.
 """
 
 from glocal_jax.baselines import mean_predictions
@@ -33,12 +50,37 @@ from glocal_jax.model import (autoencoder, decode, encode, finetune_loss,
                               init_layer, init_params, kernel_layer,
                               kernelised_layers, masked_squared_error,
                               pooled_predictions, pretrain_loss)
-from glocal_jax.optim import (EpochStats, jaxopt_lbfgsb_epoch, lbfgsb_epoch,
+from glocal_jax.optim import (EpochStart, EpochStats, jaxopt_lbfgsb_epoch,
+                              lbfgsb_epoch, optax_lbfgs_epoch,
                               scipy_lbfgsb_epoch)
-from glocal_jax.ratings import Ratings
+from glocal_jax.ratings import Ratings, from_dense, from_triplets
 from glocal_jax.recommend import top_k_unrated
+from glocal_jax.trained import TrainedModel, load_model
 from glocal_jax.representations import Plan, TrainingData
 from glocal_jax.training import (EpochRecord, NonFiniteError, TrainResult,
                                  make_epoch_fns, predict, prepare, train)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # kernels (Eqs. 2-6)
+    "local_kernel", "kernelised_weight", "item_average_pooling",
+    "global_kernel", "global_conv",
+    # the dense reference model
+    "init_params", "init_layer", "kernel_layer", "kernelised_layers",
+    "autoencoder", "encode", "decode", "pooled_predictions",
+    "global_kernel_ratings", "finetune_predictions", "masked_squared_error",
+    "pretrain_loss", "finetune_loss",
+    # ratings, metrics, baselines
+    "Ratings", "from_triplets", "from_dense", "rmse", "mae", "ndcg",
+    "evaluate", "mean_predictions",
+    # configuration and training
+    "GLocalKConfig", "PRESETS", "preset", "Plan", "TrainingData", "prepare",
+    "train", "predict", "make_epoch_fns", "EpochRecord", "TrainResult",
+    "NonFiniteError",
+    # L-BFGS epochs
+    "optax_lbfgs_epoch", "jaxopt_lbfgsb_epoch", "scipy_lbfgsb_epoch",
+    "lbfgsb_epoch", "EpochStart", "EpochStats",
+    # trained models
+    "load_model", "TrainedModel", "top_k_unrated",
+]

@@ -1,8 +1,9 @@
 """``.npz`` checkpoints of a training run (no pickle), one generation back.
 
-A checkpoint holds the parameter pytree (leaves stored under their path,
-e.g. ``params/autoencoder/0/w``), the PRNG key, extra arrays, and a JSON
-document with the config, phase, epoch and metrics history. :func:`save`
+A checkpoint holds the parameter pytree (its arrays, and its containers as
+JSON, so that dicts, lists, tuples and dtypes come back as they were), the
+PRNG key, extra arrays, and a JSON document with the config, phase, epoch
+and metrics history. :func:`save`
 writes a new checkpoint to a temporary file in the same folder, moves the
 current ``checkpoint.npz`` to ``checkpoint.prev.npz`` and renames the new
 file into place, so a reader never sees a half-written checkpoint and a
@@ -40,8 +41,8 @@ class Checkpoint:
   """What :func:`load` returns.
 
   Attributes:
-    params: parameter pytree (dicts and lists of jax arrays).
-    key: the run's PRNG key (raw ``uint32`` key data).
+    params: parameter pytree (the containers and dtypes saved).
+    key: the run's PRNG key (raw ``uint32`` key data), or None.
     meta: JSON-able dict: ``config``, ``phase``, ``epoch``, ``history``,
       and whatever else the writer stored.
     arrays: extra NumPy arrays stored beside the parameters (e.g. the
@@ -71,16 +72,60 @@ def data_fingerprint(name: str, items: np.ndarray, users: np.ndarray,
           "sha256": digest.hexdigest()}
 
 
-def _path_name(path) -> str:
-  parts = []
-  for entry in path:
-    if isinstance(entry, jax.tree_util.DictKey):
-      parts.append(str(entry.key))
-    elif isinstance(entry, jax.tree_util.SequenceKey):
-      parts.append(str(entry.idx))
-    else:
-      raise TypeError(f"Unsupported pytree node {entry!r} in parameters.")
-  return "/".join(parts)
+# --- Pytrees to named arrays and back. ---
+#
+# A checkpoint stores each leaf as ``params/<i>`` and the tree's containers
+# as JSON (``structure``): ``{"dict": [[key, node], ...]}`` (keys str or int),
+# ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"none": null}`` or
+# ``{"leaf": i, "dtype": name}``. Dtypes NumPy cannot store (bfloat16 and
+# the other ml_dtypes) are stored as unsigned integers of their width and
+# viewed back. Older checkpoints (no ``structure``) name leaves by path.
+
+_NATIVE_KINDS = "biufc"
+
+
+def _encode(tree: Any, leaves: list) -> Any:
+  if isinstance(tree, dict):
+    bad = [k for k in tree if not isinstance(k, (str, int))]
+    if bad:
+      raise TypeError(f"checkpoint keys must be str or int, got {bad[0]!r}.")
+    return {"dict": [[k, _encode(v, leaves)] for k, v in tree.items()]}
+  if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+    kind = "list" if isinstance(tree, list) else "tuple"
+    return {kind: [_encode(v, leaves) for v in tree]}
+  if tree is None:
+    return {"none": None}
+  if hasattr(tree, "dtype") or isinstance(tree, (int, float, bool,
+                                                 np.number)):
+    array = np.asarray(tree)
+    dtype = array.dtype
+    if dtype.kind not in _NATIVE_KINDS:
+      if dtype.kind == "V" and dtype.itemsize in (1, 2, 4, 8):
+        array = array.view(np.dtype(f"u{dtype.itemsize}"))
+      else:
+        raise TypeError(f"cannot checkpoint a leaf of dtype {dtype}.")
+    leaves.append(array)
+    return {"leaf": len(leaves) - 1, "dtype": jnp.dtype(dtype).name}
+  raise TypeError(
+      f"cannot checkpoint a {type(tree).__name__}: checkpoints hold pytrees "
+      "of dicts, lists, tuples and arrays (convert other nodes, e.g. with "
+      "dataclasses.asdict, or restore them into a template).")
+
+
+def _decode(node: Any, leaves: dict[str, np.ndarray]) -> Any:
+  if "dict" in node:
+    return {k: _decode(v, leaves) for k, v in node["dict"]}
+  if "list" in node:
+    return [_decode(v, leaves) for v in node["list"]]
+  if "tuple" in node:
+    return tuple(_decode(v, leaves) for v in node["tuple"])
+  if "none" in node:
+    return None
+  array = leaves[f"params/{node['leaf']}"]
+  dtype = jnp.dtype(node["dtype"])
+  if array.dtype != dtype:
+    array = array.view(dtype)
+  return jnp.asarray(array)
 
 
 def _insert(tree: dict, parts: list[str], value: np.ndarray) -> None:
@@ -90,7 +135,7 @@ def _insert(tree: dict, parts: list[str], value: np.ndarray) -> None:
 
 
 def _lists(tree):
-  """Turns dicts keyed "0".."k" back into lists."""
+  """Older checkpoints: dicts keyed "0".."k" back into lists."""
   if not isinstance(tree, dict):
     return jnp.asarray(tree)
   if tree and all(k.isdigit() for k in tree):
@@ -98,16 +143,32 @@ def _lists(tree):
   return {k: _lists(v) for k, v in tree.items()}
 
 
-def _contents(params: Any, key: jax.Array, meta: dict,
+def _contents(params: Any, key: Optional[jax.Array], meta: dict,
               arrays: Optional[dict[str, np.ndarray]]) -> dict:
-  """What a checkpoint file holds, as host arrays, taken now."""
+  """What a checkpoint file holds, as host arrays, taken now.
+
+  Raises:
+    TypeError: something in ``params`` cannot be stored and restored as it
+      is (a node that is not a dict, list or tuple; a dtype NumPy cannot
+      hold), or ``meta`` is not JSON.
+  """
+  leaves = []
+  structure = _encode(jax.device_get(params), leaves)
   contents = {f"arrays/{k}": np.asarray(v) for k, v in (arrays or {}).items()}
-  contents.update({f"params/{_path_name(p)}": np.asarray(x)
-                   for p, x in jax.tree_util.tree_flatten_with_path(params)[0]})
-  contents["key"] = np.asarray(key)
+  contents.update({f"params/{i}": x for i, x in enumerate(leaves)})
+  if key is not None:
+    if jax.dtypes.issubdtype(getattr(key, "dtype", None),
+                             jax.dtypes.prng_key):
+      raise TypeError("pass the raw key data of a typed PRNG key "
+                      "(jax.random.key_data(key)).")
+    contents["key"] = np.asarray(key)
   # NaN stays NaN (an NDCG with no user of two test ratings is undefined):
   # Python's json reads it back, so a resumed run sees the same history.
-  contents["meta"] = np.asarray(json.dumps(meta))
+  try:
+    contents["meta"] = np.asarray(json.dumps(meta))
+  except TypeError as e:
+    raise TypeError(f"checkpoint meta must be JSON: {e}") from None
+  contents["structure"] = np.asarray(json.dumps(structure))
   return contents
 
 
@@ -132,10 +193,36 @@ def _write(directory: str, contents: dict) -> str:
   return path
 
 
-def save(directory: str, params: Any, key: jax.Array, meta: dict,
+def save(directory: str, params: Any, key: Optional[jax.Array], meta: dict,
          arrays: Optional[dict[str, np.ndarray]] = None) -> str:
   """Writes ``directory/checkpoint.npz``, keeping the last one as
-  ``checkpoint.prev.npz``; returns the path."""
+  ``checkpoint.prev.npz``; returns the path.
+
+  Args:
+    directory: created if missing.
+    params: a pytree of dicts (str or int keys), lists, tuples, None and
+      arrays of any dtype (bfloat16 included); :func:`load` gives it back
+      with the same containers and dtypes.
+    key: raw PRNG key data (``jax.random.PRNGKey``), or None.
+    meta: JSON-able dict.
+    arrays: extra NumPy arrays.
+
+  Raises:
+    TypeError: before anything is written, when ``params`` or ``meta``
+      could not be restored as given.
+
+  Examples:
+    >>> import tempfile, jax.numpy as jnp
+    >>> from glocal_jax import checkpoint
+    >>> folder = tempfile.mkdtemp()
+    >>> tree = {"layers": ({"w": jnp.ones((2, 2), jnp.bfloat16)},), "0": [1.0]}
+    >>> _ = checkpoint.save(folder, tree, None, {"epoch": 3})
+    >>> back = checkpoint.load(folder)
+    >>> type(back.params["layers"]).__name__, back.params["layers"][0]["w"].dtype
+    ('tuple', dtype(bfloat16))
+    >>> back.params["0"], back.meta["epoch"], back.key
+    ([Array(1., dtype=float32)], 3, None)
+  """
   return _write(directory, _contents(params, key, meta, arrays))
 
 
@@ -184,28 +271,90 @@ class Writer:
 
 def _read(path: str) -> Checkpoint:
   with np.load(path, allow_pickle=False) as f:
-    tree, extra = {}, {}
-    for name in f.files:
-      if name.startswith("params/"):
-        _insert(tree, name.split("/")[1:], f[name])
-      elif name.startswith("arrays/"):
-        extra[name[len("arrays/"):]] = f[name]
+    leaves = {n: f[n] for n in f.files if n.startswith("params/")}
+    extra = {n[len("arrays/"):]: f[n] for n in f.files
+             if n.startswith("arrays/")}
     meta = json.loads(str(f["meta"]))
-    key = jnp.asarray(f["key"])
-  return Checkpoint(_lists(tree), key, meta, extra, path)
+    key = jnp.asarray(f["key"]) if "key" in f.files else None
+    if "structure" in f.files:
+      params = _decode(json.loads(str(f["structure"])), leaves)
+    else:  # written before the structure was stored
+      tree = {}
+      for name, value in leaves.items():
+        _insert(tree, name.split("/")[1:], value)
+      params = _lists(tree)
+  return Checkpoint(params, key, meta, extra, path)
 
 
-def load(directory: str) -> Optional[Checkpoint]:
-  """The newest readable checkpoint in ``directory``; None when there is
-  none.
+def exists(directory: str) -> bool:
+  """Whether ``directory`` holds a checkpoint (readable or not)."""
+  return any(os.path.isfile(os.path.join(directory, name))
+             for name in (FILENAME, PREVIOUS))
+
+
+def _names(tree: Any) -> list[str]:
+  """Each leaf's path as ``"0/w"``: dict keys, attribute names (NamedTuple
+  and dataclass fields) and sequence indices alike."""
+  def part(entry):
+    for attr in ("key", "name", "idx"):
+      if hasattr(entry, attr):
+        return str(getattr(entry, attr))
+    return str(entry)
+  return ["/".join(part(e) for e in path) for path, _ in
+          jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def restore(template: Any, params: Any) -> Any:
+  """``params`` (as :func:`load` read them) in the containers of
+  ``template`` (e.g. ``jax.eval_shape`` of the initialiser: any pytree,
+  NamedTuples and dataclasses included), with its dtypes. Leaves are
+  matched by path (``"0/w"`` is ``params[0]["w"]`` and ``template[0].w``).
+
+  Raises:
+    ValueError: a leaf of the template has no array of its path and shape
+      in ``params`` (the message names the first), or ``params`` has more.
+  """
+  want, treedef = jax.tree.flatten(template)
+  by_name = dict(zip(_names(params), jax.tree.leaves(params)))
+  names = _names(template)
+  out = []
+  for name, w in zip(names, want):
+    if name not in by_name:
+      raise ValueError(f"{name}: the template's array is not in the "
+                       f"checkpoint (it holds {sorted(by_name)}).")
+    g = by_name[name]
+    if tuple(np.shape(w)) != tuple(np.shape(g)):
+      raise ValueError(f"{name}: the checkpoint's array is {np.shape(g)}, "
+                       f"the template's {np.shape(w)}.")
+    out.append(jnp.asarray(g, getattr(w, "dtype", None)))
+  extra = sorted(set(by_name) - set(names))
+  if extra:
+    raise ValueError(f"the checkpoint holds arrays the template has not: "
+                     f"{extra}.")
+  return jax.tree.unflatten(treedef, out)
+
+
+def load(directory: str, template: Any = None) -> Checkpoint:
+  """The newest readable checkpoint in ``directory``.
 
   A damaged ``checkpoint.npz`` (truncated, a flipped byte, empty) falls back
   to ``checkpoint.prev.npz``, and :attr:`Checkpoint.damaged` says what was
   wrong with the newer file.
 
+  Args:
+    directory: the folder :func:`save` wrote.
+    template: optional pytree to restore the parameters into
+      (:func:`restore`).
+
   Raises:
+    FileNotFoundError: ``directory`` holds no checkpoint (see
+      :func:`exists`).
     CheckpointError: every checkpoint file there is damaged.
   """
+  if not exists(directory):
+    what = ("does not exist" if not os.path.exists(directory) else
+            f"holds no {FILENAME}")
+    raise FileNotFoundError(f"no checkpoint: {directory} {what}.")
   damaged = []
   for name in (FILENAME, PREVIOUS):
     path = os.path.join(directory, name)
@@ -219,8 +368,8 @@ def load(directory: str) -> Optional[Checkpoint]:
       damaged.append(f"{path} is damaged ({type(e).__name__}: {e})")
       continue
     ckpt.damaged = damaged
+    if template is not None:
+      ckpt.params = restore(template, ckpt.params)
     return ckpt
-  if damaged:
-    raise CheckpointError("; ".join(damaged) + ". No readable checkpoint is "
-                          "left: delete the folder to start again.")
-  return None
+  raise CheckpointError("; ".join(damaged) + ". No readable checkpoint is "
+                        "left: delete the folder to start again.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
+from glocal_jax import kernels
 from glocal_jax.kernels import AGGREGATIONS
 from glocal_jax.optim import DRIVERS, FIRST_STEPS
 from glocal_jax.representations import parse_representation
@@ -14,14 +16,16 @@ ORIENTATIONS: tuple[str, ...] = ("items", "users")
 
 @dataclasses.dataclass(frozen=True)
 class GLocalKConfig:
-  """Everything that defines one GLocal-K training run (SPEC, Section 3.3).
+  """Everything that defines one GLocal-K training run (docs/model.md, Optimisation).
 
   Attributes:
     hidden: hidden layer sizes of the autoencoder.
     n_dim: dimension of the local kernel embeddings ``u_i``, ``v_j``.
     kernel_size: global kernel size ``t`` (odd).
     conv_layers: number of stacked global convolutions.
-    aggregation: ``"weighted"`` (paper Eq. 5) or ``"mean"`` (Table 2).
+    aggregation: ``"weighted"`` (paper Eq. 5), ``"mean"`` (Table 2), or a
+      function ``aggregate(pooled (m,), bank (m, t*t), dot_scale) ->
+      (t*t,)`` (:func:`glocal_jax.kernels.global_kernel`).
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernel matrices.
     dot_scale: scale of the weighted aggregation.
@@ -41,7 +45,12 @@ class GLocalKConfig:
       ``"unit"``: every epoch is exactly a fresh run, as in the authors'
       code (the scipy driver can only do this). docs/optimizer.md measures
       both.
-    local_kernel: False replaces the kernel layers by dense ones (I-AutoRec).
+    local_kernel: True: the paper's finite-support RBF kernel (Eq. 2);
+      False: dense layers instead of kernel layers (I-AutoRec); or a
+      function ``kernel(u (n_in, 1, d), v (1, n_out, d)) -> (n_in, n_out)``
+      to use instead of Eq. 2 (e.g. a Gaussian RBF), in every
+      representation. A function is recorded by its qualified name in
+      :meth:`to_dict` (a resumed run must pass the same one).
     representation: how the loss is computed on the ratings: ``"dense"``,
       ``"blocked"``, ``"sparse"``, one per product (e.g.
       ``"input=sparse:conv=dense:output=sparse"``) or ``"auto"`` (see
@@ -58,7 +67,7 @@ class GLocalKConfig:
   n_dim: int = 5
   kernel_size: int = 3
   conv_layers: int = 1
-  aggregation: str = "weighted"
+  aggregation: str | Callable = "weighted"
   lambda_2: float = 20.0
   lambda_s: float = 0.006
   dot_scale: float = 1.0
@@ -69,7 +78,7 @@ class GLocalKConfig:
   history_size: int = 10
   optimizer: str = "optax"
   first_step: str = "carried"
-  local_kernel: bool = True
+  local_kernel: bool | Callable = True
   representation: str = "auto"
   block_size: int = 0
   chunk_size: int = 0
@@ -93,14 +102,19 @@ class GLocalKConfig:
     if self.kernel_size <= 0 or self.kernel_size % 2 == 0:
       problems.append(
           f"kernel_size must be a positive odd number, got {self.kernel_size}")
-    if self.aggregation not in AGGREGATIONS:
-      problems.append(
-          f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+    if not callable(self.aggregation) and self.aggregation not in AGGREGATIONS:
+      problems.append(f"aggregation must be one of {tuple(AGGREGATIONS)} or a "
+                      f"function, got {self.aggregation!r}")
+    if not (isinstance(self.local_kernel, bool) or callable(self.local_kernel)):
+      problems.append(f"local_kernel must be True, False or a function, got "
+                      f"{self.local_kernel!r}")
     for name in ("lambda_2", "lambda_s"):
-      if not getattr(self, name) >= 0:  # also rejects NaN
-        problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-    if not (self.dot_scale == self.dot_scale and self.dot_scale != 0):
-      problems.append(f"dot_scale must be non-zero, got {self.dot_scale}")
+      if not 0 <= getattr(self, name) < float("inf"):  # also rejects NaN
+        problems.append(f"{name} must be finite and >= 0, got "
+                        f"{getattr(self, name)}")
+    if not (abs(self.dot_scale) < float("inf") and self.dot_scale != 0):
+      problems.append(f"dot_scale must be finite and non-zero, got "
+                      f"{self.dot_scale}")
     if self.optimizer not in DRIVERS:
       problems.append(
           f"optimizer must be one of {DRIVERS}, got {self.optimizer!r}")
@@ -124,12 +138,48 @@ class GLocalKConfig:
     if problems:
       raise ValueError("Invalid GLocalKConfig: " + "; ".join(problems) + ".")
 
+  def architecture(self, n_items: int, n_users: int) -> str:
+    """One line that says what trains on an ``n_items x n_users`` matrix,
+    e.g. ``item-based autoencoder 943 -> 500 -> 500 -> 943, ...``."""
+    rows, width = ((n_items, n_users) if self.orientation == "items"
+                   else (n_users, n_items))
+    sizes = " -> ".join(str(s) for s in (width, *self.hidden, width))
+    if self.local_kernel is False:
+      layers = "dense layers (I-AutoRec)"
+    elif callable(self.local_kernel):
+      layers = (f"kernel layers (local kernel "
+                f"{self.to_dict()['local_kernel']}, d={self.n_dim})")
+    else:
+      layers = f"kernel layers (Eq. 2, d={self.n_dim})"
+    side = "item" if self.orientation == "items" else "user"
+    line = (f"{side}-based autoencoder {sizes} on {rows} rows, {layers}; "
+            f"pre-training {self.pretrain_epochs} x "
+            f"{self.pretrain_maxiter} L-BFGS iterations")
+    if self.finetune_epochs:
+      aggregation = self.to_dict()["aggregation"]
+      line += (f", fine-tuning {self.finetune_epochs} x "
+               f"{self.finetune_maxiter} with a {self.kernel_size}x"
+               f"{self.kernel_size} global kernel ({self.conv_layers} conv "
+               f"layer(s), {aggregation} aggregation)")
+    return line
+
   def replace(self, **changes) -> "GLocalKConfig":
     """A copy with ``changes`` applied (and validated)."""
     return dataclasses.replace(self, **changes)
 
+  @property
+  def local_kernel_fn(self) -> kernels.LocalKernelFn:
+    """The local kernel of the kernel layers: Eq. 2's
+    :func:`glocal_jax.kernels.local_kernel` unless a function was given
+    (unused when ``local_kernel`` is False: the layers have no ``u, v``)."""
+    return (self.local_kernel if callable(self.local_kernel)
+            else kernels.local_kernel)
+
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    """The fields as JSON-able values; a function as ``module.qualname``."""
+    named = lambda f: f"{f.__module__}.{f.__qualname__}"
+    return {k: (named(v) if callable(v) else v)
+            for k, v in dataclasses.asdict(self).items()}
 
 
 PRESETS: dict[str, GLocalKConfig] = {

@@ -12,6 +12,7 @@ a JSON-able summary with both protocols:
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Optional
 
@@ -29,6 +30,9 @@ from glocal_jax.ratings import Ratings
 from glocal_jax.representations import TrainingData
 
 METRICS: tuple[str, ...] = ("rmse", "mae", "ndcg")
+# Beside a run's checkpoint: the checkpoint of its epoch of least validation
+# RMSE (the honest protocol's selection), when it has a validation split.
+SELECTED = "selected"
 HIGHER_IS_BETTER = {"rmse": False, "mae": False, "ndcg": True}
 
 
@@ -83,10 +87,10 @@ def _as_items_by_users(targets: Ratings) -> Ratings:
                  targets.shape[::-1])
 
 
-@functools.partial(jax.jit, static_argnums=(3, 5, 6, 7, 8, 9))
+@functools.partial(jax.jit, static_argnums=(3, 5, 6, 7, 8, 9, 10))
 def _metrics(params, train_data: TrainingData, evaluated: dict,
-             finetuned: bool, dot_scale, aggregation, stacked: bool,
-             scale: RatingScale, cold_fallback: bool,
+             finetuned: bool, dot_scale, aggregation, local_kernel,
+             stacked: bool, scale: RatingScale, cold_fallback: bool,
              transposed: bool) -> dict:
   """Every metric of every split in one compiled call; with ``stacked``
   parameters, per seed and of the seeds' ensemble (the mean clipped
@@ -107,20 +111,22 @@ def _metrics(params, train_data: TrainingData, evaluated: dict,
     return {**scaled_metrics(pred, targets, scale),
             "spread": metrics.item_spread(jnp.clip(pred, *clip), targets)}
 
+  # One dot_scale per stacked model (a configuration axis), or one for all.
+  scale_axis = 0 if stacked and jnp.ndim(dot_scale) == 1 else None
   for split, targets in evaluated["splits"].items():
-    def predict(p, targets=targets):
+    def predict(p, dot_scale, targets=targets):
       pred = scale.from_model(representations.predict(
           p, train_data, targets.items, targets.users, finetuned, dot_scale,
-          aggregation))
+          aggregation, local_kernel))
       if not cold_fallback:
         return pred
       return baselines.fallback_predictions(pred, evaluated["train"],
                                             targets.items, targets.users)
     if not stacked:
       out.update({f"{split}_{k}": v for k, v in evaluate(
-          predict(params), targets).items()})
+          predict(params, dot_scale), targets).items()})
       continue
-    pred = jax.vmap(predict)(params)
+    pred = jax.vmap(predict, in_axes=(0, scale_axis))(params, dot_scale)
     per_seed = jax.vmap(evaluate, in_axes=(0, None))(pred, targets)
     out.update({f"{split}_{k}": v for k, v in per_seed.items()})
     ensemble = jnp.mean(jnp.clip(pred, *clip), axis=0)
@@ -131,7 +137,7 @@ def _metrics(params, train_data: TrainingData, evaluated: dict,
 
 def evaluate(config: GLocalKConfig, params, data: RatingData,
              train_data: TrainingData, phase: str,
-             cold_fallback: bool = True) -> dict:
+             cold_fallback: bool = True, dot_scale=None) -> dict:
   """Test (and validation, if any) metrics of ``params`` after ``phase``.
 
   ``data``: as the model sees it (:func:`oriented`); ``train_data``: its
@@ -141,12 +147,17 @@ def evaluate(config: GLocalKConfig, params, data: RatingData,
   users or items without a training rating are predicted by
   :func:`~glocal_jax.baselines.fallback_predictions`. Parameters stacked
   over seeds give a list per metric (one value per seed) and
-  ``ensemble_*`` values. One compiled call, one transfer.
+  ``ensemble_*`` values. One compiled call, one transfer. ``dot_scale``:
+  instead of ``config``'s, e.g. one per stacked model of
+  :func:`fit_configs`.
   """
-  stacked = training._is_stacked(params)  # pylint: disable=protected-access
+  stacked = training.is_stacked(params)
   out = jax.device_get(_metrics(params, train_data, _splits(data),
-                                phase == "finetune", config.dot_scale,
-                                config.aggregation, stacked, data.scale,
+                                phase == "finetune",
+                                config.dot_scale if dot_scale is None
+                                else dot_scale,
+                                config.aggregation, config.local_kernel_fn,
+                                stacked, data.scale,
                                 cold_fallback, config.orientation == "users"))
   return {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
           for k, v in out.items()}
@@ -280,9 +291,12 @@ def eta_seconds(history: list[dict], config: GLocalKConfig,
   """Seconds left in the schedule after the last epoch of ``history``.
 
   From the measured seconds per iteration of each phase (compilation
-  excluded) plus the evaluation seconds per epoch; a phase not run yet is
-  estimated from one that has, scaled by ``flop_ratio`` (fine-tuning over
-  pre-training FLOPs per evaluation, :mod:`glocal_jax.flops`).
+  excluded) plus the evaluation seconds per epoch, each from the later
+  epochs where there are any (a phase's first epoch and the first
+  evaluation run cold: caches, the evaluation's own compilation); a phase
+  not run yet is estimated from one that has, scaled by ``flop_ratio``
+  (fine-tuning over pre-training FLOPs per evaluation,
+  :mod:`glocal_jax.flops`).
 
   Args:
     history: epoch dicts with ``phase``, ``epoch``, ``seconds``,
@@ -290,9 +304,10 @@ def eta_seconds(history: list[dict], config: GLocalKConfig,
     config: the schedule.
     flop_ratio: fine-tuning over pre-training cost per iteration.
   """
+  later = lambda records: records[1:] if len(records) > 1 else records
   rate = {}
   for phase in training.PHASES:
-    own = [h for h in history if h["phase"] == phase]
+    own = later([h for h in history if h["phase"] == phase])
     iterations = sum(int(np.max(h["iterations"])) for h in own)
     if iterations:
       rate[phase] = sum(h["seconds"] for h in own) / iterations
@@ -300,7 +315,7 @@ def eta_seconds(history: list[dict], config: GLocalKConfig,
     rate["pretrain"] = rate["finetune"] / flop_ratio
   rate.setdefault("finetune", rate["pretrain"] * flop_ratio)
   evaluation = float(np.mean([h.get("evaluation_seconds", 0.0)
-                              for h in history]))
+                              for h in later(history)]))
   last = history[-1]
   left = training.schedule(config, (last["phase"], last["epoch"]))
   return sum(rate[phase] * getattr(config, f"{phase}_maxiter") + evaluation
@@ -349,19 +364,23 @@ def fingerprint(data: RatingData) -> dict:
 
 def checkpoint_arrays(data: RatingData) -> dict:
   """The training ratings, raw ids and rating scale, so that a checkpoint
-  can recommend on its own, and the cells of the validation and test
-  ratings (``{split}_rows``, ``{split}_cols``: what the user has rated
-  besides training)."""
+  can predict and recommend on its own (:func:`glocal_jax.load_model`), and
+  the validation and test ratings (``{split}_rows``, ``{split}_cols``,
+  ``{split}_values``: what the user has rated besides training, and what
+  the run evaluated)."""
   host = data.train.to_host()
   arrays = {"item_ids": data.item_ids, "user_ids": data.user_ids,
             "train_rows": host.items, "train_cols": host.users,
             "train_values": host.values, "shape": np.asarray(data.shape),
             "scale": np.asarray([data.scale.low, data.scale.high,
                                  data.scale.step])}
+  if data.item_titles is not None:
+    arrays["item_titles"] = np.asarray(data.item_titles, str)
   for split, ratings in (("valid", data.valid), ("test", data.test)):
     if ratings is not None:
       host = ratings.to_host()
-      arrays.update({f"{split}_rows": host.items, f"{split}_cols": host.users})
+      arrays.update({f"{split}_rows": host.items, f"{split}_cols": host.users,
+                     f"{split}_values": host.values})
   return arrays
 
 
@@ -372,22 +391,40 @@ def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
 
   Returns None (and says so) when ``checkpoint_dir`` holds none.
 
+  A checkpoint of a finished (or unfinished) run resumes with more epochs
+  than it was written with: more of the phase it is in, or any number of a
+  phase it has not started.
+
   Raises:
-    ValueError: the checkpoint was written with another config or seed, or
-      on other data (the message names both), or every file is damaged.
+    ValueError: the checkpoint was written with another config or seed (the
+      message names each field that differs), or on other data (the
+      message names both), or every file is damaged.
   """
-  ckpt = checkpoint.load(checkpoint_dir)
-  if ckpt is None:
+  if not checkpoint.exists(checkpoint_dir):
     log(f"No checkpoint in {checkpoint_dir}; starting from scratch.")
     return None
+  ckpt = checkpoint.load(checkpoint_dir)
   for problem in ckpt.damaged:
     log(f"{problem}; resuming from {ckpt.path} instead.")
-  if (GLocalKConfig(**ckpt.meta["config"]) != config
-      or ckpt.meta["seed"] != seed):
+  written_config = ckpt.meta["config"]
+  phase, epoch = ckpt.meta["phase"], ckpt.meta["epoch"]
+  # A run can go on for more epochs: of the phase it is in, or of a phase
+  # not started yet.
+  extends = {"pretrain_epochs": phase == "pretrain"
+                                and config.pretrain_epochs >= epoch,
+             "finetune_epochs": phase == "pretrain"
+                                or config.finetune_epochs >= epoch}
+  differ = [f"{k}: {written_config.get(k)!r} in the checkpoint, {v!r} now"
+            for k, v in config.to_dict().items()
+            if written_config.get(k) != (list(v) if isinstance(v, tuple)
+                                         else v) and not extends.get(k)]
+  if ckpt.meta["seed"] != seed:
+    differ.append(f"seed: {ckpt.meta['seed']} in the checkpoint, {seed} now")
+  if differ:
     raise ValueError(
         f"The checkpoint in {checkpoint_dir} was written with another "
-        f"config or seed ({ckpt.meta['config']}, seed {ckpt.meta['seed']}); "
-        "use the same flags or another folder.")
+        f"configuration ({'; '.join(differ)}); use the same flags or "
+        "another folder.")
   written = ckpt.meta.get("data")
   if written != data_print:
     describe = lambda d: ("unknown data (an older checkpoint)" if d is None
@@ -418,9 +455,10 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     config: hyper-parameters and schedule.
     data: train/test (and optional validation) ratings.
     seed: seeds the parameter initialisation (``jax.random.PRNGKey(seed)``).
-    checkpoint_dir: if set, a checkpoint is written after every epoch (on
-      a background thread, while the next epoch runs; all are written when
-      fit returns or raises).
+    checkpoint_dir: if set, a checkpoint is written after every epoch, on
+      a background thread while the next epoch runs (all are written when
+      fit returns or raises); with a validation split, also one of the
+      selected epoch so far, in ``checkpoint_dir/selected``.
     resume: continue from the checkpoint in ``checkpoint_dir`` (its config,
       seed and training data must match).
     stop_after: stop after this many epochs in this call (a later call with
@@ -489,11 +527,17 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log(epoch_line(entry, time.perf_counter() - tic,
                    eta_seconds(history, config, ratio)))
     if checkpoint_dir and jax.process_index() == 0:
-      writer.save(checkpoint_dir, params, key, {
-          "config": config.to_dict(), "seed": seed, "data": data_print,
-          "phase": record.phase, "epoch": record.epoch, "history": history,
-          "seconds": seconds_before + time.perf_counter() - tic},
-          arrays=arrays)
+      meta = {"config": config.to_dict(), "seed": seed, "data": data_print,
+              "cold_fallback": cold_fallback, "phase": record.phase,
+              "epoch": record.epoch, "history": history,
+              "seconds": seconds_before + time.perf_counter() - tic}
+      writer.save(checkpoint_dir, params, key, meta, arrays=arrays)
+      valid = [h["metrics"]["valid_rmse"] for h in history
+               if "valid_rmse" in h["metrics"]]
+      if valid and valid[-1] <= min(valid):
+        # The honest protocol's model so far: what load_model gives.
+        writer.save(os.path.join(checkpoint_dir, SELECTED), params, key, meta,
+                    arrays=arrays)
     return record.metrics
 
   # The next epoch runs while a checkpoint is written; the last is written
@@ -611,6 +655,83 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
           "seconds": time.perf_counter() - tic, "history": history,
           "per_seed": per_seed, **stats,
           "ensemble": summarise(_seed_view(history, None))}
+
+
+def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
+                *, log: Callable[[str], None] = print,
+                seed_batching: str = "map",
+                cold_fallback: bool = True) -> dict:
+  """Trains configurations that differ only in their scalar
+  hyper-parameters (:data:`glocal_jax.training.HYPER_FIELDS`: ``lambda_2``,
+  ``lambda_s``, ``dot_scale``) as one compiled program over a
+  configuration axis, each from the initialisation :func:`fit` draws for
+  ``seed``.
+
+  The hyper-parameters are traced arguments of the losses
+  (``make_epoch_fns(..., hyper_axis=True)``), so one compilation serves
+  every configuration; ``seed_batching`` runs them one after the other
+  inside the program (``"map"``) or vectorised (``"vmap"``). Metrics,
+  scales, the whole test set and ``cold_fallback`` as in :func:`fit`.
+
+  Returns:
+    JSON-able ``{"runs", "seconds", "compile_seconds", "device", "plan",
+    "data", "mean_predictors"}``; ``runs[i]`` is ``configs[i]``'s
+    ``config``, :func:`summarise` (``best``, ``final``, ``selected``),
+    ``warnings`` (:func:`diagnose`) and ``history``.
+
+  Raises:
+    ValueError: the configurations differ in anything else (hidden sizes,
+      orientation, schedule, ...: a loop of :func:`fit` trains those).
+  """
+  base = configs[0]
+  for config in configs[1:]:
+    other = [f for f, v in config.to_dict().items()
+             if f not in training.HYPER_FIELDS and v != base.to_dict()[f]]
+    if other:
+      raise ValueError(f"fit_configs trains configurations that differ in "
+                       f"{training.HYPER_FIELDS} only; these also differ in "
+                       f"{other}.")
+  hyper = training.hyper_of(configs)
+  tic = time.perf_counter()
+  history = []
+  model_data = oriented(data, base)
+  train_data = training.prepare(base, model_ratings(model_data),
+                                copies=len(configs))
+  one = training.init_params(base, jax.random.PRNGKey(seed),
+                             *model_data.shape)
+  params = jax.tree.map(
+      lambda x: jnp.broadcast_to(x, (len(configs),) + x.shape), one)
+
+  def callback(record: training.EpochRecord, params) -> dict:
+    evaluation_tic = time.perf_counter()
+    record.metrics = evaluate(base, params, model_data, train_data,
+                              record.phase, cold_fallback,
+                              dot_scale=hyper["dot_scale"])
+    history.append({**record.to_dict(), "evaluation_seconds":
+                    time.perf_counter() - evaluation_tic})
+    split = "valid" if "valid_rmse" in record.metrics else "test"
+    rmse = np.round(record.metrics[f"{split}_rmse"], 4).tolist()
+    log(f"{record.phase} epoch {record.epoch}: {split} RMSE per "
+        f"configuration {rmse} | {time.perf_counter() - tic:.1f}s elapsed")
+    return record.metrics
+
+  training.train(base, train_data, params=params, callback=callback,
+                 epoch_fns=training.make_epoch_fns(
+                     base, batched=True, seed_batching=seed_batching,
+                     hyper_axis=True), hyper=hyper)
+  means = mean_predictor_rmse(data)
+  runs = []
+  for i, config in enumerate(configs):
+    view = _seed_view(history, i)
+    summary = summarise(view)
+    runs.append({"config": config.to_dict(), **summary,
+                 "warnings": diagnose(summary, view, means, data.scale),
+                 "history": view})
+  return {"runs": runs, "seconds": time.perf_counter() - tic,
+          "compile_seconds": float(sum(h["compile_seconds"]
+                                       for h in history)),
+          "device": device_info(), "plan": train_data.plan.to_dict(),
+          "data": evaluated_counts(data), "mean_predictors": means}
 
 
 def init_seeds(config: GLocalKConfig, seeds: list[int],

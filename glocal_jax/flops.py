@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from glocal_jax import kernels
 from glocal_jax.representations import Plan
 
 
 def per_evaluation(plan: Plan, phase: str, shape: tuple[int, int], nnz: int,
                    hidden: Sequence[int], *, n_dim: int = 5,
                    kernel_size: int = 3, conv_layers: int = 1,
-                   aggregation: str = "weighted",
+                   aggregation: str | kernels.AggregationFn = "weighted",
                    support: Optional[Sequence[int]] = None) -> float:
   """FLOPs of one ``value_and_grad`` of the ``phase`` loss under ``plan``.
 
@@ -60,7 +61,7 @@ def per_evaluation(plan: Plan, phase: str, shape: tuple[int, int], nnz: int,
   if phase != "finetune":
     raise ValueError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
   flops += output
-  if aggregation == "weighted":  # the pooling pass on R (Eq. 4)
+  if kernels.uses_pooling(aggregation):  # the pooling pass on R (Eq. 4)
     flops += encode + 2 * m * h_last * 2
   t2 = kernel_size * kernel_size
   if plan.conv == "sparse":

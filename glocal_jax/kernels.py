@@ -8,13 +8,16 @@ by users.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
 
 Aggregation = Literal["weighted", "mean"]
-AGGREGATIONS: tuple[str, ...] = ("weighted", "mean")
+# ``aggregate(pooled (m,), kernel_bank (m, t*t), dot_scale) -> (t*t,)``.
+AggregationFn = Callable[[jax.Array, jax.Array, Any], jax.Array]
+# ``kernel(u (n_in, 1, d), v (1, n_out, d)) -> (n_in, n_out)``.
+LocalKernelFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def local_kernel(u: jax.Array, v: jax.Array) -> jax.Array:
@@ -27,33 +30,53 @@ def local_kernel(u: jax.Array, v: jax.Array) -> jax.Array:
   the highest matmul precision (no TF32/bf16 shortcuts), since the distance
   is a difference of nearby numbers.
 
+  Any function of this signature can replace it (``local_kernel=`` of
+  :func:`glocal_jax.model.kernelised_layers`, of the losses, and of
+  :class:`glocal_jax.GLocalKConfig`); :func:`squared_distances` helps.
+
   Args:
     u: ``(n_in, 1, d)`` (or ``(n_in, d)``) input-side embeddings.
     v: ``(1, n_out, d)`` (or ``(n_out, d)``) output-side embeddings.
 
   Returns:
     ``(n_in, n_out)`` kernel matrix with entries in ``[0, 1]``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from glocal_jax import kernels
+    >>> u = jnp.zeros((2, 1, 3))
+    >>> v = jnp.array([[[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [2.0, 0.0, 0.0]]])
+    >>> kernels.local_kernel(u, v).tolist()
+    [[1.0, 0.75, 0.0], [1.0, 0.75, 0.0]]
   """
+  return jnp.maximum(0.0, 1.0 - squared_distances(u, v))
+
+
+def squared_distances(u: jax.Array, v: jax.Array) -> jax.Array:
+  """``(n_in, n_out)`` squared distances ``||u_i - v_j||^2`` of the
+  embeddings ``u (n_in, 1, d)`` and ``v (1, n_out, d)`` (or 2-D), without a
+  ``(n_in, n_out, d)`` difference tensor (highest matmul precision)."""
   u = u.reshape(u.shape[0], u.shape[-1])
   v = v.reshape(v.shape[-2], v.shape[-1])
-  sq_dist = (jnp.sum(jnp.square(u), axis=1)[:, None]
-             + jnp.sum(jnp.square(v), axis=1)[None, :]
-             - 2.0 * jnp.matmul(u, v.T, precision=jax.lax.Precision.HIGHEST))
-  return jnp.maximum(0.0, 1.0 - sq_dist)
+  return (jnp.sum(jnp.square(u), axis=1)[:, None]
+          + jnp.sum(jnp.square(v), axis=1)[None, :]
+          - 2.0 * jnp.matmul(u, v.T, precision=jax.lax.Precision.HIGHEST))
 
 
-def kernelised_weight(w: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
+def kernelised_weight(w: jax.Array, u: jax.Array, v: jax.Array,
+                      kernel: LocalKernelFn = local_kernel) -> jax.Array:
   """Local kernelised weight matrix, paper Eq. (3): ``W' = W * K(U, V)``.
 
   Args:
     w: ``(n_in, n_out)`` dense weights.
     u: ``(n_in, 1, d)`` input-side embeddings.
     v: ``(1, n_out, d)`` output-side embeddings.
+    kernel: the local kernel (default: Eq. 2's :func:`local_kernel`).
 
   Returns:
     ``(n_in, n_out)`` sparsified weights.
   """
-  return w * local_kernel(u, v)
+  return w * kernel(u, v)
 
 
 def item_average_pooling(predictions: jax.Array) -> jax.Array:
@@ -68,37 +91,82 @@ def item_average_pooling(predictions: jax.Array) -> jax.Array:
   return jnp.mean(predictions, axis=1)
 
 
+def weighted_aggregation(pooled: jax.Array, kernel_bank: jax.Array,
+                         dot_scale: float | jax.Array = 1.0) -> jax.Array:
+  """The paper's aggregation, Eq. (5): ``dot_scale * sum_i mu_i k_i``,
+  ``(m,), (m, t*t) -> (t*t,)``."""
+  return (pooled @ kernel_bank) * dot_scale
+
+
+def mean_aggregation(pooled: jax.Array, kernel_bank: jax.Array,
+                     dot_scale: float | jax.Array = 1.0) -> jax.Array:
+  """Table 2's element-wise variant: ``mean_i k_i`` (``pooled`` and
+  ``dot_scale`` unused), ``(m,), (m, t*t) -> (t*t,)``."""
+  del pooled, dot_scale
+  return jnp.mean(kernel_bank, axis=0)
+
+
+# The named aggregations; any AggregationFn can be given instead.
+AGGREGATIONS: dict[str, AggregationFn] = {"weighted": weighted_aggregation,
+                                          "mean": mean_aggregation}
+
+
+def aggregation_fn(aggregation: str | AggregationFn) -> AggregationFn:
+  """The function of a named aggregation (:data:`AGGREGATIONS`), or
+  ``aggregation`` itself when it is one."""
+  if callable(aggregation):
+    return aggregation
+  if aggregation not in AGGREGATIONS:
+    raise ValueError(f"aggregation must be one of {tuple(AGGREGATIONS)} or "
+                     f"a function, got {aggregation!r}.")
+  return AGGREGATIONS[aggregation]
+
+
+def uses_pooling(aggregation: str | AggregationFn) -> bool:
+  """Whether ``aggregation`` reads the pooled predictions (all but
+  ``"mean"``; a function is assumed to), so that the pooling pass of Eq. 4
+  can be skipped when it does not."""
+  return not (isinstance(aggregation, str) and aggregation == "mean")
+
+
 def global_kernel(pooled: jax.Array, kernel_bank: jax.Array,
                   dot_scale: float | jax.Array = 1.0,
-                  aggregation: Aggregation = "weighted") -> jax.Array:
+                  aggregation: str | AggregationFn = "weighted"
+                  ) -> jax.Array:
   """Aggregates the kernel bank into one global kernel, paper Eq. (5).
 
-  ``"weighted"`` (the paper's): ``GK = dot_scale * sum_i mu_i k_i``.
-  ``"mean"`` (Table 2's element-wise variant): ``GK = mean_i k_i``; the
-  pooled predictions and ``dot_scale`` are not used.
+  ``"weighted"`` (the paper's, :func:`weighted_aggregation`):
+  ``GK = dot_scale * sum_i mu_i k_i``. ``"mean"`` (Table 2's element-wise
+  variant, :func:`mean_aggregation`): ``GK = mean_i k_i``. Or any function
+  ``aggregate(pooled, kernel_bank, dot_scale) -> (t*t,)``, e.g. a softmax
+  over the items.
 
   Args:
     pooled: ``(m,)`` item summaries from :func:`item_average_pooling`.
     kernel_bank: ``(m, t * t)`` one flattened ``t x t`` kernel per item; ``t``
       odd.
-    dot_scale: scale of the weighted sum (SPEC: 1 / 0.5 / 2 for ML-100K /
-      ML-1M / Douban).
-    aggregation: ``"weighted"`` or ``"mean"``.
+    dot_scale: scale of the weighted sum (docs/model.md: 1 / 0.5 / 2 for
+      ML-100K / ML-1M / Douban).
+    aggregation: a name of :data:`AGGREGATIONS` or a function.
 
   Returns:
     ``(t, t)`` global convolution kernel.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from glocal_jax import kernels
+    >>> bank = jnp.arange(18.0).reshape(2, 9)
+    >>> kernels.global_kernel(jnp.array([1.0, 0.0]), bank).shape
+    (3, 3)
+    >>> softmax = lambda pooled, bank, scale: jax.nn.softmax(pooled) @ bank
+    >>> float(kernels.global_kernel(jnp.zeros(2), bank, 1.0, softmax)[0, 0])
+    4.5
   """
   size = kernel_bank.shape[-1]
   t = int(round(size ** 0.5))
   if t * t != size:
     raise ValueError(f"kernel_bank has {size} columns, not a square t*t.")
-  if aggregation == "weighted":
-    flat = (pooled @ kernel_bank) * dot_scale
-  elif aggregation == "mean":
-    flat = jnp.mean(kernel_bank, axis=0)
-  else:
-    raise ValueError(
-        f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}.")
+  flat = aggregation_fn(aggregation)(pooled, kernel_bank, dot_scale)
   return flat.reshape(t, t)
 
 
@@ -153,11 +221,9 @@ def global_conv(ratings: jax.Array, kernel: jax.Array,
 
   The convolution and the gradient with respect to ``R`` are ``t * t``
   shifted, scaled copies, fused by XLA into one pass each; only the ``t x t``
-  kernel gradient uses ``lax.conv_general_dilated``. On a 2-core CPU, for
-  ML-100K's 1682 x 943 matrix, a forward and backward pass takes 16 ms
-  against 79 ms with ``lax.conv_general_dilated`` throughout (7x7 kernels,
-  3 layers: 466 ms against 884 ms), and plain autodiff of the shifted
-  copies compiles badly for stacked large kernels (see docs/scaling.md).
+  kernel gradient uses ``lax.conv_general_dilated`` (faster on the CPU than
+  the convolution op throughout, and plain autodiff of the shifted copies
+  compiles badly for stacked large kernels; docs/scaling.md measures both).
 
   Args:
     ratings: ``(m, n)`` rating matrix.

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from glocal_jax import kernels
+from glocal_jax.kernels import AggregationFn, LocalKernelFn
 
 Layer = dict[str, jax.Array]
 Params = dict[str, Any]
@@ -106,7 +107,8 @@ def init_params(key: jax.Array, n_items: int, n_users: int,
 
 def kernelised_layers(layers: Sequence[Layer],
                       lambda_2: float | jax.Array = 0.0,
-                      lambda_s: float | jax.Array = 0.0
+                      lambda_s: float | jax.Array = 0.0,
+                      local_kernel: LocalKernelFn = kernels.local_kernel
                       ) -> tuple[list[Layer], jax.Array]:
   """Each layer's kernelised weights, paper Eq. (3), and the regulariser.
 
@@ -119,6 +121,9 @@ def kernelised_layers(layers: Sequence[Layer],
       ``"v": (1, n_out, d)``.
     lambda_2: L2 penalty on ``W``.
     lambda_s: L2 penalty on the kernel matrices ``K``.
+    local_kernel: ``K(U, V)`` (default: the paper's Eq. 2,
+      :func:`glocal_jax.kernels.local_kernel`); any function of its
+      signature, e.g. a Gaussian RBF.
 
   Returns:
     ``(dense_layers, reg)``: ``[{"w": W * K(U, V), "b": b}, ...]`` (``W``
@@ -130,7 +135,7 @@ def kernelised_layers(layers: Sequence[Layer],
     w = layer["w"]
     reg = reg + lambda_2 * jnp.sum(jnp.square(w)) / 2
     if "u" in layer:
-      k = kernels.local_kernel(layer["u"], layer["v"])
+      k = local_kernel(layer["u"], layer["v"])
       reg = reg + lambda_s * jnp.sum(jnp.square(k)) / 2
       w = w * k
     dense.append({"w": w, "b": layer["b"]})
@@ -139,7 +144,8 @@ def kernelised_layers(layers: Sequence[Layer],
 
 def kernel_layer(layer: Layer, x: jax.Array, activation=jax.nn.sigmoid,
                  lambda_2: float | jax.Array = 0.0,
-                 lambda_s: float | jax.Array = 0.0
+                 lambda_s: float | jax.Array = 0.0,
+                 local_kernel: LocalKernelFn = kernels.local_kernel
                  ) -> tuple[jax.Array, jax.Array]:
   """One kernel layer: ``y = act(x @ (W * K(U, V)) + b)``, Eqs. (1)-(3).
 
@@ -150,12 +156,22 @@ def kernel_layer(layer: Layer, x: jax.Array, activation=jax.nn.sigmoid,
     activation: elementwise non-linearity.
     lambda_2: L2 penalty on ``W``.
     lambda_s: L2 penalty on the kernel matrix ``K``.
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
 
   Returns:
     ``(y, reg)``: ``(batch, n_out)`` outputs and the scalar regulariser
     ``lambda_s * sum(K^2) / 2 + lambda_2 * sum(W^2) / 2``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from glocal_jax import model
+    >>> layer = model.init_layer(jax.random.PRNGKey(0), 4, 3)
+    >>> y, reg = model.kernel_layer(layer, jnp.ones((2, 4)), lambda_2=1.0)
+    >>> y.shape, bool(reg > 0)
+    ((2, 3), True)
   """
-  (dense,), reg = kernelised_layers([layer], lambda_2, lambda_s)
+  (dense,), reg = kernelised_layers([layer], lambda_2, lambda_s,
+                                    local_kernel)
   return activation(x @ dense["w"] + dense["b"]), reg
 
 
@@ -213,7 +229,8 @@ def pooled_predictions(dense_layer: Layer, h: jax.Array) -> jax.Array:
 
 def autoencoder(layers: Sequence[Layer], x: jax.Array,
                 lambda_2: float | jax.Array = 0.0,
-                lambda_s: float | jax.Array = 0.0
+                lambda_s: float | jax.Array = 0.0,
+                local_kernel: LocalKernelFn = kernels.local_kernel
                 ) -> tuple[jax.Array, jax.Array]:
   """Item-based kernelised autoencoder forward pass, paper Eq. (1).
 
@@ -225,18 +242,20 @@ def autoencoder(layers: Sequence[Layer], x: jax.Array,
     x: ``(m, n)`` items x users input matrix.
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
 
   Returns:
     ``(predictions, reg)``: ``(m, n)`` reconstruction and the sum of the
     layers' regularisers.
   """
-  dense, reg = kernelised_layers(layers, lambda_2, lambda_s)
+  dense, reg = kernelised_layers(layers, lambda_2, lambda_s, local_kernel)
   return decode(dense[-1], encode(dense, x)), reg
 
 
 def global_kernel_ratings(params: Params, ratings: jax.Array,
                           dot_scale: float | jax.Array = 1.0,
-                          aggregation: kernels.Aggregation = "weighted"
+                          aggregation: str | AggregationFn = "weighted",
+                          local_kernel: LocalKernelFn = kernels.local_kernel
                           ) -> jax.Array:
   """The global kernel-based rating matrix ``R_hat``, paper Eqs. (4)-(6).
 
@@ -247,13 +266,16 @@ def global_kernel_ratings(params: Params, ratings: jax.Array,
     params: full parameter pytree (see module docstring).
     ratings: ``(m, n)`` training rating matrix.
     dot_scale: scale of the weighted kernel aggregation.
-    aggregation: ``"weighted"`` (paper) or ``"mean"`` (Table 2).
+    aggregation: ``"weighted"`` (paper), ``"mean"`` (Table 2) or a
+      function (:func:`glocal_jax.kernels.global_kernel`).
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
 
   Returns:
     ``(m, n)`` matrix fed to the autoencoder during fine-tuning.
   """
   pooled = kernels.item_average_pooling(
-      autoencoder(params["autoencoder"], ratings)[0])
+      autoencoder(params["autoencoder"], ratings,
+                  local_kernel=local_kernel)[0])
   x = ratings
   for bank in params["kernel_banks"]:
     x = kernels.global_conv(
@@ -263,11 +285,14 @@ def global_kernel_ratings(params: Params, ratings: jax.Array,
 
 def finetune_predictions(params: Params, ratings: jax.Array,
                          dot_scale: float | jax.Array = 1.0,
-                         aggregation: kernels.Aggregation = "weighted"
+                         aggregation: str | AggregationFn = "weighted",
+                         local_kernel: LocalKernelFn = kernels.local_kernel
                          ) -> jax.Array:
   """GLocal-K's predictions ``AE(R_hat)``, ``(m, n)`` (unclipped)."""
-  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation)
-  return autoencoder(params["autoencoder"], r_hat)[0]
+  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
+                                local_kernel)
+  return autoencoder(params["autoencoder"], r_hat,
+                     local_kernel=local_kernel)[0]
 
 
 def masked_squared_error(predictions: jax.Array, targets: jax.Array,
@@ -278,7 +303,9 @@ def masked_squared_error(predictions: jax.Array, targets: jax.Array,
 
 def pretrain_loss(layers: Sequence[Layer], ratings: jax.Array,
                   mask: jax.Array, lambda_2: float | jax.Array,
-                  lambda_s: float | jax.Array) -> jax.Array:
+                  lambda_s: float | jax.Array,
+                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  ) -> jax.Array:
   """Pre-training loss ``L_p = ||M * (R - AE(R))||^2 / 2 + reg``.
 
   Args:
@@ -287,18 +314,22 @@ def pretrain_loss(layers: Sequence[Layer], ratings: jax.Array,
     mask: ``(m, n)`` training mask (1 where rated).
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
 
   Returns:
     scalar loss.
   """
-  predictions, reg = autoencoder(layers, ratings, lambda_2, lambda_s)
+  predictions, reg = autoencoder(layers, ratings, lambda_2, lambda_s,
+                                 local_kernel)
   return masked_squared_error(predictions, ratings, mask) + reg
 
 
 def finetune_loss(params: Params, ratings: jax.Array, mask: jax.Array,
                   lambda_2: float | jax.Array, lambda_s: float | jax.Array,
                   dot_scale: float | jax.Array = 1.0,
-                  aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+                  aggregation: str | AggregationFn = "weighted",
+                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  ) -> jax.Array:
   """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
 
   ``R_hat`` (Eq. 6) is recomputed from the current parameters at every call.
@@ -310,12 +341,15 @@ def finetune_loss(params: Params, ratings: jax.Array, mask: jax.Array,
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
     dot_scale: scale of the weighted kernel aggregation.
-    aggregation: ``"weighted"`` or ``"mean"``.
+    aggregation: ``"weighted"``, ``"mean"`` or a function
+      (:func:`glocal_jax.kernels.global_kernel`).
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
 
   Returns:
     scalar loss.
   """
-  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation)
+  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
+                                local_kernel)
   predictions, reg = autoencoder(params["autoencoder"], r_hat, lambda_2,
-                                 lambda_s)
+                                 lambda_s, local_kernel)
   return masked_squared_error(predictions, ratings, mask) + reg

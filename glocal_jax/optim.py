@@ -1,6 +1,6 @@
 """L-BFGS-B "epochs": one fresh solver run of ``maxiter`` iterations.
 
-The reference schedule (SPEC, Optimisation) calls L-BFGS-B afresh each epoch,
+The reference schedule (docs/model.md, Optimisation) calls L-BFGS-B afresh each epoch,
 discarding its history. Three drivers run such an epoch on any scalar loss
 over a parameter pytree (the JAX ones can take the previous epoch's loss,
 gradient and curvature scale, :class:`EpochStart`):
@@ -25,10 +25,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import jaxopt
 import numpy as np
 import optax
-import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 DRIVERS: tuple[str, ...] = ("optax", "jaxopt", "jaxopt-lbfgsb", "scipy")
@@ -48,12 +46,15 @@ class EpochStats(NamedTuple):
       change ``y``: the initial inverse-Hessian scale ``gamma_k`` that
       L-BFGS would use next (0 when the epoch made no step with
       positive curvature).
+    aux: with ``has_aux=True``, the auxiliary output of the loss at the
+      returned parameters (one more evaluation, forward only); else None.
   """
   loss: Any
   evaluations: Any
   iterations: Any
   grad: Any
   step_scale: Any
+  aux: Any = None
 
 
 class EpochStart(NamedTuple):
@@ -64,7 +65,7 @@ class EpochStart(NamedTuple):
   has already computed. Passing them saves the epoch's initial evaluation.
   The previous epoch's last curvature scale sets the length of the first
   step (``first_step="carried"``); the curvature pairs themselves are not
-  passed on, so each epoch's L-BFGS memory starts empty (SPEC).
+  passed on, so each epoch's L-BFGS memory starts empty (docs/model.md).
 
   Attributes:
     value: loss at the parameters (scalar).
@@ -120,6 +121,17 @@ def _check_first_step(first_step: str) -> None:
                      f"{first_step!r}.")
 
 
+def _objective(loss_fn: Callable[..., Any], has_aux: bool):
+  """``(value(params, args, kwargs), aux(params, args, kwargs))`` of a loss
+  ``loss_fn(params, *args, **kwargs)`` that returns a scalar, or
+  ``(scalar, aux)`` with ``has_aux``; ``aux`` is None without it."""
+  call = lambda p, args, kwargs: loss_fn(p, *args, **kwargs)
+  if not has_aux:
+    return call, lambda p, args, kwargs: None
+  return (lambda p, args, kwargs: call(p, args, kwargs)[0],
+          lambda p, args, kwargs: call(p, args, kwargs)[1])
+
+
 def _carried_scale(start: Optional[EpochStart], first_step: str
                    ) -> tuple[jax.Array, jax.Array]:
   """``(use, scale)``: whether ``start`` sets the first step, and its scale."""
@@ -170,7 +182,7 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
                       slope_rtol: float = 1e-4, curv_rtol: float = 0.9,
                       scale_init_precond: bool = True,
                       first_step: str = "carried",
-                      tol: float = 0.0) -> EpochFn:
+                      tol: float = 0.0, has_aux: bool = False) -> EpochFn:
   """An epoch of ``optax.lbfgs`` as one pure, compiled function.
 
   The zoom line search starts every search from the quasi-Newton step 1
@@ -210,24 +222,39 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     first_step: ``"carried"`` (see above) or ``"unit"`` (every epoch's
       first step has unit length, as a fresh SciPy L-BFGS-B run's).
     tol: stop early when the gradient's norm falls below it.
+    has_aux: ``loss_fn`` returns ``(loss, aux)``; the epoch's
+      :attr:`EpochStats.aux` is ``aux`` at the returned parameters.
 
   Returns:
-    ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
-    (jit/vmap); ``start`` is an optional :class:`EpochStart`.
+    ``epoch(params, *args, start=None, **kwargs) -> (params, EpochStats)``,
+    traceable (jit/vmap); ``args`` and ``kwargs`` go to ``loss_fn``;
+    ``start`` is an optional :class:`EpochStart`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from glocal_jax import optim
+    >>> def rosenbrock(p, a, b=100.0):
+    ...   return (a - p["x"]) ** 2 + b * (p["y"] - p["x"] ** 2) ** 2
+    >>> epoch = jax.jit(optim.optax_lbfgs_epoch(rosenbrock, maxiter=100))
+    >>> p, stats = epoch({"x": jnp.array(-1.0), "y": jnp.array(1.0)}, 1.0,
+    ...                  b=100.0)
+    >>> round(float(p["x"]), 3), round(float(p["y"]), 3)
+    (1.0, 1.0)
   """
   _check_first_step(first_step)
+  value_of, aux_of = _objective(loss_fn, has_aux)
   memory_size = epoch_memory_size(history_size, maxiter)
   linesearch = optax.scale_by_zoom_linesearch(
       max_linesearch_steps=max_linesearch_steps, slope_rtol=slope_rtol,
       curv_rtol=curv_rtol, initial_guess_strategy="one")
 
-  def epoch(params, *args, start: Optional[EpochStart] = None):
+  def epoch(params, *args, start: Optional[EpochStart] = None, **kwargs):
     # optax.lbfgs's chain, with the first direction set from ``start``.
     solver = optax.chain(
         optax.scale_by_lbfgs(memory_size, scale_init_precond),
         _carried_first_direction(*_carried_scale(start, first_step)),
         optax.scale(-1.0), linesearch)
-    fn = lambda p: loss_fn(p, *args)
+    fn = lambda p: value_of(p, args, kwargs)
     value_and_grad = lambda: jax.value_and_grad(fn)(params)
     if start is None:
       (value, grad), evaluated = value_and_grad(), 1
@@ -260,7 +287,7 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
         optax.tree.sub(params, last.params), optax.tree.sub(grad, last.updates),
         iterations > 0)
     return params, EpochStats(value, evaluations, iterations, grad,
-                              step_scale)
+                              step_scale, aux_of(params, args, kwargs))
 
   return epoch
 
@@ -270,7 +297,7 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
                         linesearch: str = "zoom", linesearch_init: str = "max",
                         maxls: int = 20, scale_first_step: bool = True,
                         first_step: str = "carried",
-                        tol: float = 0.0) -> EpochFn:
+                        tol: float = 0.0, has_aux: bool = False) -> EpochFn:
   """An epoch of jaxopt's L-BFGS(-B), no bounds, as one pure function.
 
   ``solver="lbfgs"`` (default) runs ``jaxopt.LBFGS``: with no bounds,
@@ -278,8 +305,8 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   Cauchy point and subspace minimisation reduce to the two-loop quasi-Newton
   direction), and ``jaxopt.LBFGS`` skips the two sorts of all ``n``
   parameters that ``jaxopt.LBFGSB`` performs every iteration to find the
-  Cauchy point (0.6 s per iteration for GLocal-K's 1.2M parameters on a
-  2-core CPU, four times a loss evaluation). ``solver="lbfgsb"`` runs
+  Cauchy point (for GLocal-K's 1.2M parameters on the CPU, four times the
+  cost of a loss evaluation; docs/optimizer.md). ``solver="lbfgsb"`` runs
   ``jaxopt.LBFGSB`` itself.
 
   Defaults (see ``docs/optimizer.md`` for the measurements behind them):
@@ -311,15 +338,19 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
       inverse-Hessian scale, as :func:`optax_lbfgs_epoch` does; ``"unit"``:
       every epoch's first step is as ``scale_first_step`` says.
     tol: stop early when the gradient's norm falls below it.
+    has_aux: as in :func:`optax_lbfgs_epoch`.
 
   Returns:
-    ``epoch(params, *args, start=None) -> (params, EpochStats)``, traceable
-    (jit/vmap). Of ``start``, only the step scale is used: jaxopt offers no
-    public way to begin a run from a known loss and gradient, so every
-    epoch evaluates its starting point.
+    ``epoch(params, *args, start=None, **kwargs) -> (params, EpochStats)``,
+    traceable (jit/vmap). Of ``start``, only the step scale is used: jaxopt
+    offers no public way to begin a run from a known loss and gradient, so
+    every epoch evaluates its starting point. jaxopt is imported here, on
+    first use (``import glocal_jax`` does not import it).
   """
+  import jaxopt  # pylint: disable=g-import-not-at-top
   _check_first_step(first_step)
-  options = dict(fun=jax.value_and_grad(loss_fn), value_and_grad=True,
+  value_of, aux_of = _objective(loss_fn, has_aux)
+  options = dict(fun=jax.value_and_grad(value_of), value_and_grad=True,
                  maxiter=maxiter, tol=tol, history_size=history_size,
                  linesearch=linesearch, linesearch_init=linesearch_init,
                  maxls=maxls)
@@ -332,8 +363,8 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
   else:
     raise ValueError(f"solver must be 'lbfgs' or 'lbfgsb', got {solver!r}.")
 
-  def epoch(params, *args, start: Optional[EpochStart] = None):
-    state = opt.init_state(params, *bounds, *args)
+  def epoch(params, *args, start: Optional[EpochStart] = None, **kwargs):
+    state = opt.init_state(params, *bounds, args, kwargs)
     # The initial inverse Hessian H_0 = gamma I (jaxopt.LBFGSB: B_0 = I/gamma).
     gamma = state.gamma if solver == "lbfgs" else 1.0 / state.theta
     if scale_first_step:
@@ -351,7 +382,7 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
       return (s.iter_num < maxiter) & (s.error > tol) & ~s.failed_linesearch
 
     def body(carry):
-      return tuple(opt.update(*carry, *bounds, *args))
+      return tuple(opt.update(*carry, *bounds, args, kwargs))
 
     params, state = jax.lax.while_loop(cond, body, (params, state))
     # jaxopt's L-BFGS(-B) sets its zoom line search up with has_aux=True and
@@ -366,13 +397,15 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     made = (state.iter_num > 0) & (gamma > 0) & jnp.isfinite(gamma)
     step_scale = jnp.where(made, gamma, 0.0).astype(jnp.float32)
     return params, EpochStats(state.value, evaluations, state.iter_num,
-                              state.grad, step_scale)
+                              state.grad, step_scale,
+                              aux_of(params, args, kwargs))
 
   return epoch
 
 
 def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
-                       history_size: int = 10) -> EpochFn:
+                       history_size: int = 10, *,
+                       has_aux: bool = False) -> EpochFn:
   """An epoch of SciPy's L-BFGS-B on a jitted ``value_and_grad``.
 
   Runs on the host (not traceable): SciPy works in float64 on the flattened
@@ -382,34 +415,42 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     loss_fn: ``loss_fn(params, *args) -> scalar``.
     maxiter: L-BFGS-B iterations per epoch (SciPy's ``maxiter``).
     history_size: L-BFGS-B memory (SciPy's ``maxcor``).
+    has_aux: as in :func:`optax_lbfgs_epoch`.
 
   Returns:
-    ``epoch(params, *args, start=None) -> (params, EpochStats)``; ``start``
+    ``epoch(params, *args, start=None, **kwargs) -> (params, EpochStats)``;
+    ``start``
     is ignored (``scipy.optimize.minimize`` takes no initial gradient and
     no initial Hessian scale, so every epoch's first step has unit length),
     and the stats' ``step_scale`` is 0 (unknown).
   """
 
+  import scipy.optimize  # pylint: disable=g-import-not-at-top
+  value_of, aux_of = _objective(loss_fn, has_aux)
+
   @jax.jit
-  def value_and_flat_grad(params, *args):
-    value, grad = jax.value_and_grad(loss_fn)(params, *args)
+  def value_and_flat_grad(params, args, kwargs):
+    value, grad = jax.value_and_grad(value_of)(params, args, kwargs)
     return value, ravel_pytree(grad)[0]
 
-  def epoch(params, *args, start: Optional[EpochStart] = None):
+  def epoch(params, *args, start: Optional[EpochStart] = None, **kwargs):
     del start  # see above
     flat, unravel = ravel_pytree(params)
     dtype = flat.dtype
 
     def fun(x):
-      value, grad = value_and_flat_grad(unravel(jnp.asarray(x, dtype)), *args)
+      value, grad = value_and_flat_grad(unravel(jnp.asarray(x, dtype)), args,
+                                        kwargs)
       return float(value), np.asarray(grad, np.float64)
 
     res = scipy.optimize.minimize(
         fun, np.asarray(flat, np.float64), jac=True, method="L-BFGS-B",
         options={"maxiter": maxiter, "maxcor": history_size})
-    return (unravel(jnp.asarray(res.x, dtype)),
+    params = unravel(jnp.asarray(res.x, dtype))
+    return (params,
             EpochStats(res.fun, res.nfev, res.nit,
-                       unravel(jnp.asarray(res.jac, dtype)), np.float32(0)))
+                       unravel(jnp.asarray(res.jac, dtype)), np.float32(0),
+                       aux_of(params, args, kwargs)))
 
   return epoch
 

@@ -5,7 +5,7 @@ GLocal-K's rating matrix ``R`` is items x users (``m x n``) and mostly empty
 observed entries, as ``(item, user, value)`` triplets sorted by item then
 user, with the matrix shape as static metadata, so that memory grows with
 the data and never with ``m * n``. A ``value`` of 0 marks a padding entry
-(the SPEC's "0 = not rated"), so ratings must be positive.
+("0 = not rated", docs/model.md), so ratings must be positive.
 
 ``Ratings`` is a pytree (a registered dataclass): it passes through
 ``jax.jit``, ``jax.vmap`` and ``jax.tree.map`` like any array container.
@@ -108,6 +108,12 @@ def from_triplets(items: Array, users: Array, values: Array,
   Raises:
     ValueError: indices out of range, non-positive or non-finite ratings,
       or a ``(item, user)`` pair given twice (the message names the first).
+
+  Examples:
+    >>> from glocal_jax.ratings import from_triplets
+    >>> r = from_triplets([2, 0, 2], [1, 3, 0], [4.0, 5.0, 3.0], (3, 4))
+    >>> r.items.tolist(), r.users.tolist(), r.values.tolist()
+    ([0, 2, 2], [3, 0, 1], [5.0, 3.0, 4.0])
   """
   items = np.asarray(items, np.int64)
   users = np.asarray(users, np.int64)

@@ -22,6 +22,21 @@ take like an array (``jax.jit``, ``jax.vmap`` over parameters).
 ``representation="auto"`` chooses per product and device by
 :func:`choose_plan`; the rule and the measurements behind it are in
 ``docs/scaling.md``.
+
+The losses vmap over their scalar hyper-parameters as over parameters,
+e.g. one compiled evaluation for several ``lambda_2``:
+
+  >>> import jax, jax.numpy as jnp, numpy as np
+  >>> import glocal_jax as gj
+  >>> from glocal_jax import representations as rep
+  >>> r = np.random.default_rng(0).integers(0, 6, (12, 9)).astype(float)
+  >>> params = gj.init_params(jax.random.PRNGKey(0), 12, 9, hidden=(4,))
+  >>> data = rep.prepare(gj.from_dense(r), rep.choose_plan((12, 9), 0,
+  ...                    representation="sparse"))
+  >>> loss = jax.vmap(rep.finetune_loss, in_axes=(None, None, 0, None))
+  >>> losses = loss(params, data, jnp.array([1.0, 10.0, 100.0]), 0.006)
+  >>> losses.shape, bool(losses[0] < losses[1] < losses[2])
+  ((3,), True)
 """
 
 from __future__ import annotations
@@ -37,6 +52,8 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from glocal_jax import blocked, kernels, model, sparse
+from glocal_jax.kernels import AggregationFn, LocalKernelFn
+from glocal_jax import ratings as rt
 from glocal_jax.ratings import Ratings
 
 REPRESENTATIONS: tuple[str, ...] = ("auto", "dense", "blocked", "sparse")
@@ -366,7 +383,13 @@ def prepare(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
 
   Returns:
     :class:`TrainingData` with device arrays.
+
+  Raises:
+    ValueError: ``ratings`` are malformed (:func:`glocal_jax.ratings.check`:
+      unsorted, out of range, a cell twice), which would give wrong losses
+      silently.
   """
+  rt.check(ratings)
   return jax.device_put(build(ratings, plan, kernel_size=kernel_size,
                               conv_layers=conv_layers))
 
@@ -427,48 +450,63 @@ def own_rows(data: TrainingData) -> jax.Array:
 
 def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
                 dot_scale: float | jax.Array = 1.0,
-                aggregation: kernels.Aggregation = "weighted",
+                aggregation: str | AggregationFn = "weighted",
                 dense_layers: Optional[list] = None,
-                axis_name: Optional[str] = None) -> jax.Array:
+                axis_name: Optional[str] = None,
+                local_kernel: LocalKernelFn = kernels.local_kernel
+                ) -> jax.Array:
   """``H_L``: the last hidden layer for every row, ``(rows, hidden[-1])``.
 
   Of ``AE(R)`` (``finetuned=False``: the pre-trained model) or of
   ``AE(R_hat)`` (GLocal-K). ``dense_layers``: the kernelised layers, if
-  already computed; ``axis_name``: inside a sharded computation.
+  already computed; ``axis_name``: inside a sharded computation;
+  ``aggregation`` and ``local_kernel`` as in
+  :func:`glocal_jax.model.finetune_loss`.
   """
   if dense_layers is None:
-    dense_layers, _ = model.kernelised_layers(params["autoencoder"])
+    dense_layers, _ = model.kernelised_layers(params["autoencoder"],
+                                              local_kernel=local_kernel)
   first = dense_layers[0]
   if not finetuned:
     return model.finish_encoding(
         dense_layers, first_layer_on_ratings(data, first["w"]) + first["b"])
   gks = global_kernels(params, data, dot_scale, aggregation, dense_layers,
-                       axis_name)
+                       axis_name, local_kernel)
   return model.finish_encoding(
       dense_layers, first_layer_on_r_hat(data, gks, first["w"]) + first["b"])
 
 
 def global_kernels(params: model.Params, data: TrainingData,
                    dot_scale: float | jax.Array = 1.0,
-                   aggregation: kernels.Aggregation = "weighted",
+                   aggregation: str | AggregationFn = "weighted",
                    dense_layers: Optional[list] = None,
-                   axis_name: Optional[str] = None) -> list[jax.Array]:
+                   axis_name: Optional[str] = None,
+                   local_kernel: LocalKernelFn = kernels.local_kernel
+                   ) -> list[jax.Array]:
   """One ``(t, t)`` global kernel per bank (Eq. 5), from the item pooling
   (Eq. 4) of the autoencoder's predictions on ``R``.
 
   With ``axis_name`` (inside a sharded computation) each device pools its
-  own items and the weighted sums are added across devices.
+  own items; for ``"weighted"`` the weighted sums are added across
+  devices, for any other function the pooled predictions of all items are
+  gathered first, so that it sees what it sees on one device.
   """
   banks = params["kernel_banks"]
-  if aggregation == "mean":  # the pooled predictions are not used
+  if not kernels.uses_pooling(aggregation):
     return [kernels.global_kernel(jnp.zeros(bank.shape[:1]), bank, dot_scale,
                                   aggregation) for bank in banks]
   if dense_layers is None:
-    dense_layers, _ = model.kernelised_layers(params["autoencoder"])
+    dense_layers, _ = model.kernelised_layers(params["autoencoder"],
+                                              local_kernel=local_kernel)
   pooled = model.pooled_predictions(
       dense_layers[-1], hidden_code(params, data, False,
                                     dense_layers=dense_layers))
   pooled = jnp.where(own_rows(data), pooled, 0.0)
+  additive = isinstance(aggregation, str) and aggregation == "weighted"
+  if axis_name is not None and not additive:
+    pooled = _gather_rows(pooled, data, axis_name)
+    return [kernels.global_kernel(pooled, bank, dot_scale, aggregation)
+            for bank in banks]
   rows = pooled.shape[0]
   out = []
   for bank in banks:
@@ -478,6 +516,19 @@ def global_kernels(params: model.Params, data: TrainingData,
     out.append(kernel if axis_name is None else
                jax.lax.psum(kernel, axis_name))
   return out
+
+
+def _gather_rows(values: jax.Array, data: TrainingData,
+                 axis_name: str) -> jax.Array:
+  """``(m, ...)``: each device's own rows of ``values`` (zero elsewhere)
+  placed at their global items and added across devices."""
+  own = jnp.where(own_rows(data).reshape((-1,) + (1,) * (values.ndim - 1)),
+                  values, 0.0)
+  rows = own.shape[0]
+  placed = jax.lax.dynamic_update_slice_in_dim(
+      jnp.zeros((data.shape[0] + rows,) + values.shape[1:], values.dtype),
+      own, data.row_offset, 0)
+  return jax.lax.psum(placed, axis_name)[:data.shape[0]]
 
 
 ITEMS = "items"  # the mesh axis that items are sharded over
@@ -507,7 +558,9 @@ def _data_term(value: jax.Array, axis_name: Optional[str]) -> jax.Array:
 
 def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
                   lambda_2: float | jax.Array,
-                  lambda_s: float | jax.Array) -> jax.Array:
+                  lambda_s: float | jax.Array,
+                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  ) -> jax.Array:
   """Pre-training loss ``L_p = ||M * (R - AE(R))||^2 / 2 + reg``.
 
   Equal to :func:`glocal_jax.model.pretrain_loss` on the dense matrix, on
@@ -518,9 +571,11 @@ def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
     data: from :func:`prepare` (or :func:`glocal_jax.sharding.prepare`).
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
+    local_kernel: ``K(U, V)`` (default: Eq. 2).
   """
   def loss(layers, data, lambda_2, lambda_s, axis_name):
-    dense_layers, reg = model.kernelised_layers(layers, lambda_2, lambda_s)
+    dense_layers, reg = model.kernelised_layers(layers, lambda_2, lambda_s,
+                                                local_kernel)
     h = hidden_code({"autoencoder": layers}, data, False,
                     dense_layers=dense_layers)
     return _data_term(output_loss(data, h, dense_layers[-1]), axis_name) + reg
@@ -532,16 +587,22 @@ def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
 def finetune_loss(params: model.Params, data: TrainingData,
                   lambda_2: float | jax.Array, lambda_s: float | jax.Array,
                   dot_scale: float | jax.Array = 1.0,
-                  aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+                  aggregation: str | AggregationFn = "weighted",
+                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  ) -> jax.Array:
   """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
 
   Equal to :func:`glocal_jax.model.finetune_loss` on the dense matrix, on
   one device or sharded; ``R_hat`` is recomputed from the current
-  parameters at every call.
+  parameters at every call. ``aggregation`` and ``local_kernel`` may be
+  any functions of their signatures
+  (:func:`glocal_jax.kernels.global_kernel`,
+  :func:`glocal_jax.kernels.local_kernel`).
   """
   def loss(params, data, lambda_2, lambda_s, dot_scale, axis_name):
     dense_layers, reg = model.kernelised_layers(params["autoencoder"],
-                                                lambda_2, lambda_s)
+                                                lambda_2, lambda_s,
+                                                local_kernel)
     h = hidden_code(params, data, True, dot_scale, aggregation,
                     dense_layers=dense_layers, axis_name=axis_name)
     return _data_term(output_loss(data, h, dense_layers[-1]), axis_name) + reg
@@ -552,20 +613,15 @@ def finetune_loss(params: model.Params, data: TrainingData,
 
 def item_codes(params: model.Params, data: TrainingData, finetuned: bool,
                dot_scale: float | jax.Array = 1.0,
-               aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+               aggregation: str | AggregationFn = "weighted",
+               local_kernel: LocalKernelFn = kernels.local_kernel
+               ) -> jax.Array:
   """``H_L`` of every item of the matrix, ``(m, hidden[-1])``, on one device
   or gathered from the devices that own them."""
   def codes(params, data, dot_scale, axis_name):
     h = hidden_code(params, data, finetuned, dot_scale, aggregation,
-                    axis_name=axis_name)
-    if axis_name is None:
-      return h
-    own = jnp.where(own_rows(data)[:, None], h, 0.0)
-    rows = own.shape[0]
-    placed = jax.lax.dynamic_update_slice_in_dim(
-        jnp.zeros((data.shape[0] + rows, h.shape[1]), h.dtype), own,
-        data.row_offset, 0)
-    return jax.lax.psum(placed, axis_name)[:data.shape[0]]
+                    axis_name=axis_name, local_kernel=local_kernel)
+    return h if axis_name is None else _gather_rows(h, data, axis_name)
 
   return _on_devices(codes, params, data, jnp.asarray(dot_scale))
 
@@ -573,14 +629,18 @@ def item_codes(params: model.Params, data: TrainingData, finetuned: bool,
 def predict(params: model.Params, data: TrainingData, items: jax.Array,
             users: jax.Array, finetuned: bool,
             dot_scale: float | jax.Array = 1.0,
-            aggregation: kernels.Aggregation = "weighted") -> jax.Array:
+            aggregation: str | AggregationFn = "weighted",
+            local_kernel: LocalKernelFn = kernels.local_kernel
+            ) -> jax.Array:
   """Unclipped predictions at ``(items, users)`` pairs, ``(k,)``.
 
   ``AE(R)`` when not ``finetuned``, else ``AE(R_hat)``; no ``(m, n)``
   matrix is formed whatever the plan.
   """
-  dense_layers, _ = model.kernelised_layers(params["autoencoder"])
-  h = item_codes(params, data, finetuned, dot_scale, aggregation)
+  dense_layers, _ = model.kernelised_layers(params["autoencoder"],
+                                            local_kernel=local_kernel)
+  h = item_codes(params, data, finetuned, dot_scale, aggregation,
+                 local_kernel)
   out = dense_layers[-1]
   return sparse.predict_at(h, out["w"], out["b"], items, users,
                            data.plan.chunk_size)

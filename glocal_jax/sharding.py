@@ -81,7 +81,11 @@ def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
     :class:`~glocal_jax.representations.TrainingData` whose arrays have a
     leading axis of one slice per device, placed on the devices; the losses,
     predictions and training functions take it as they take unsharded data.
+
+  Raises:
+    ValueError: ``ratings`` are malformed (:func:`glocal_jax.ratings.check`).
   """
+  rt.check(ratings)
   host = ratings.to_host()
   m, n = host.shape
   halo = conv_layers * (kernel_size // 2)
@@ -124,14 +128,19 @@ def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
 
 
 def map_seeds(epoch: Callable, params: Any, data: Any,
-              start: EpochStart) -> Any:
+              start: EpochStart, per_seed_data: bool = False) -> Any:
   """``epoch`` of one seed run over stacked seeds one after the other
-  (``lax.map``); ``start.fresh`` is shared by the seeds."""
+  (``lax.map``); ``start.fresh`` is shared by the seeds. With
+  ``per_seed_data``, ``data`` is ``(shared, stacked)`` and each seed gets
+  ``(shared, its slice of stacked)`` (e.g. its own hyper-parameters)."""
+  shared, stacked = data if per_seed_data else (data, None)
+
   def one(seed):
-    p, value, grad, step_scale = seed
-    return epoch(p, data, start._replace(value=value, grad=grad,
-                                         step_scale=step_scale))
-  return jax.lax.map(one, (params, start.value, start.grad, start.step_scale))
+    p, own, value, grad, step_scale = seed
+    return epoch(p, (shared, own) if per_seed_data else shared,
+                 start._replace(value=value, grad=grad, step_scale=step_scale))
+  return jax.lax.map(one, (params, stacked, start.value, start.grad,
+                           start.step_scale))
 
 
 def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:

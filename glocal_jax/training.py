@@ -1,4 +1,5 @@
-"""GLocal-K's training schedule: pre-training, then fine-tuning (SPEC).
+"""GLocal-K's training schedule: pre-training, then fine-tuning
+(docs/model.md, Optimisation).
 
 Each phase is a sequence of epochs; an epoch is one fresh L-BFGS-B run (see
 :mod:`glocal_jax.optim`). :func:`train` runs the schedule, calls a callback
@@ -12,14 +13,13 @@ import concurrent.futures
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import model, representations, sharding
-from glocal_jax import ratings as rt
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.optim import EpochFn, EpochStart, lbfgsb_epoch
 from glocal_jax.ratings import Ratings
@@ -82,7 +82,7 @@ def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
   """:func:`glocal_jax.model.init_params` with the sizes of ``config``."""
   return _init_params(key, n_items, n_users, config.hidden, config.n_dim,
                       config.kernel_size, config.conv_layers,
-                      config.local_kernel)
+                      config.local_kernel is not False)
 
 
 class ResourceError(ValueError):
@@ -109,7 +109,6 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
       estimate_memory_bytes`) exceeds the device's, before anything large
       is allocated.
   """
-  rt.check(ratings)
   m, n = ratings.shape
   if config.kernel_size > min(m, n):
     raise ResourceError(
@@ -146,18 +145,45 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
                                  conv_layers=config.conv_layers)
 
 
-def pretrain_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
-  """``loss(ae_params, data)`` of pre-training for ``config``."""
+# The scalar hyper-parameters: a run can take them as traced arguments
+# (``hyper``), so that configurations differing in them only share one
+# compiled program (glocal_jax.experiment.fit_configs).
+HYPER_FIELDS: tuple[str, ...] = ("lambda_2", "lambda_s", "dot_scale")
+
+
+def hyper_of(configs: Sequence[GLocalKConfig]) -> dict[str, jax.Array]:
+  """``{field: (len(configs),)}`` float32 of :data:`HYPER_FIELDS`."""
+  return {f: jnp.asarray([getattr(c, f) for c in configs], jnp.float32)
+          for f in HYPER_FIELDS}
+
+
+def pretrain_loss_fn(config: GLocalKConfig, traced_hyper: bool = False
+                     ) -> Callable[..., jax.Array]:
+  """``loss(ae_params, data)`` of pre-training for ``config``; with
+  ``traced_hyper``, ``data`` is ``(TrainingData, hyper)`` and the
+  hyper-parameters come from ``hyper`` (:func:`hyper_of`, one entry each)
+  instead of ``config``."""
+  if traced_hyper:
+    return lambda layers, data: representations.pretrain_loss(
+        layers, data[0], data[1]["lambda_2"], data[1]["lambda_s"],
+        config.local_kernel_fn)
   return functools.partial(representations.pretrain_loss,
-                           lambda_2=config.lambda_2, lambda_s=config.lambda_s)
+                           lambda_2=config.lambda_2, lambda_s=config.lambda_s,
+                           local_kernel=config.local_kernel_fn)
 
 
-def finetune_loss_fn(config: GLocalKConfig) -> Callable[..., jax.Array]:
-  """``loss(params, data)`` of fine-tuning for ``config``."""
+def finetune_loss_fn(config: GLocalKConfig, traced_hyper: bool = False
+                     ) -> Callable[..., jax.Array]:
+  """``loss(params, data)`` of fine-tuning for ``config`` (``traced_hyper``
+  as in :func:`pretrain_loss_fn`)."""
+  if traced_hyper:
+    return lambda params, data: representations.finetune_loss(
+        params, data[0], data[1]["lambda_2"], data[1]["lambda_s"],
+        data[1]["dot_scale"], config.aggregation, config.local_kernel_fn)
   return functools.partial(
       representations.finetune_loss, lambda_2=config.lambda_2,
       lambda_s=config.lambda_s, dot_scale=config.dot_scale,
-      aggregation=config.aggregation)
+      aggregation=config.aggregation, local_kernel=config.local_kernel_fn)
 
 
 def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
@@ -184,18 +210,19 @@ def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
                          f"{data.shape[0]} x {data.shape[1]} matrix.")
   return _predict(params, data, jnp.asarray(items), jnp.asarray(users),
                   phase == "finetune", config.dot_scale, config.aggregation,
-                  _is_stacked(params))
+                  config.local_kernel_fn, is_stacked(params))
 
 
-def _is_stacked(params: model.Params) -> bool:
+def is_stacked(params: model.Params) -> bool:
+  """Whether ``params`` are stacked over seeds along a leading axis."""
   return params["autoencoder"][-1]["b"].ndim == 2
 
 
-@functools.partial(jax.jit, static_argnums=(4, 6, 7))
+@functools.partial(jax.jit, static_argnums=(4, 6, 7, 8))
 def _predict(params, data, items, users, finetuned, dot_scale, aggregation,
-             stacked):
+             local_kernel, stacked):
   fn = lambda p: representations.predict(p, data, items, users, finetuned,
-                                         dot_scale, aggregation)
+                                         dot_scale, aggregation, local_kernel)
   return jax.vmap(fn)(params) if stacked else fn(params)
 
 
@@ -238,7 +265,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           callback: Optional[Callback] = None,
           epoch_fns: Optional[dict[str, EpochFn]] = None,
           max_epochs: Optional[int] = None,
-          step_scale: Any = None) -> TrainResult:
+          step_scale: Any = None,
+          hyper: Optional[dict[str, jax.Array]] = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
   Epochs of :class:`CompiledEpoch` (as :func:`make_epoch_fns` makes them)
@@ -265,6 +293,10 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       ``step_scale`` of its last :class:`EpochRecord` (per seed), for the
       next epoch's first step (``config.first_step``); None: unknown, the
       first step has unit length.
+    hyper: the scalar hyper-parameters as arrays (:func:`hyper_of`), for
+      epochs made with ``make_epoch_fns(..., hyper_axis=True)``: one entry
+      per stacked model, each trained with its own; ``config``'s values of
+      :data:`HYPER_FIELDS` are then unused.
 
   Returns:
     :class:`TrainResult`.
@@ -272,6 +304,20 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   Raises:
     NonFiniteError: an epoch ended with a non-finite loss or parameter; the
       message names the phase and epoch, and the callback is not called.
+
+  Examples:
+    >>> import jax, numpy as np
+    >>> import glocal_jax as gj
+    >>> rng = np.random.default_rng(0)
+    >>> r = rng.integers(1, 6, (30, 20)) * (rng.random((30, 20)) < 0.3)
+    >>> config = gj.GLocalKConfig(hidden=(8,), n_dim=2, pretrain_epochs=2,
+    ...                           finetune_epochs=1, pretrain_maxiter=3,
+    ...                           finetune_maxiter=3)
+    >>> result = gj.train(config, gj.from_dense(r), jax.random.PRNGKey(0))
+    >>> [(h.phase, h.epoch) for h in result.history]
+    [('pretrain', 1), ('pretrain', 2), ('finetune', 1)]
+    >>> result.history[1].loss < result.history[0].loss
+    True
   """
   if params is None:
     if key is None:
@@ -281,13 +327,15 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
                              n_users=data.shape[1])
     params = jax.vmap(init)(key) if key.ndim == 2 else init(key)
   if isinstance(data, Ratings):
-    copies = params["autoencoder"][-1]["b"].shape[0] if _is_stacked(
+    copies = params["autoencoder"][-1]["b"].shape[0] if is_stacked(
         params) else 1
     data = prepare(config, data, copies)
-  epoch_fns = epoch_fns or make_epoch_fns(config)
-  seeds = (params["autoencoder"][-1]["b"].shape[:1] if _is_stacked(params)
+  # Stacked parameters (a stack of keys) need batched epochs.
+  epoch_fns = epoch_fns or make_epoch_fns(config, batched=is_stacked(params))
+  seeds = (params["autoencoder"][-1]["b"].shape[:1] if is_stacked(params)
            else ())
   history = []
+  given = data if hyper is None else (data, hyper)  # what the epochs take
   known = None  # (phase, EpochStart) after an epoch: its end is the next start
   planned = schedule(config, start)[:max_epochs]
   later = [p for p in dict.fromkeys(p for p, _ in planned[1:])
@@ -303,7 +351,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
         begin = known[1]
       else:
         begin = EpochStart.unknown(np.zeros(seeds), tree)
-      compile_seconds = fn.compile(tree, data, begin) if isinstance(
+      compile_seconds = fn.compile(tree, given, begin) if isinstance(
           fn, CompiledEpoch) else 0.0
       # Once the first epoch is compiled, the later phases' epochs compile
       # on a background thread while the first phase runs (docs/optimizer.md).
@@ -311,10 +359,10 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
         for later_phase in later:
           later_tree = _phase_tree(later_phase, params)
           epoch_fns[later_phase].compile_ahead(
-              ahead, later_tree, data,
+              ahead, later_tree, given,
               EpochStart.unknown(np.zeros(seeds), later_tree))
       tic = time.perf_counter()
-      new_tree, stats = fn(tree, data, begin)
+      new_tree, stats = fn(tree, given, begin)
       new_params = ({**params, "autoencoder": new_tree}
                     if phase == "pretrain" else new_tree)
       loss = np.asarray(stats.loss)
@@ -394,7 +442,8 @@ class CompiledEpoch:
 
 def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                    seed_batching: str = "map",
-                   mesh: Optional[jax.sharding.Mesh] = None, **options
+                   mesh: Optional[jax.sharding.Mesh] = None,
+                   hyper_axis: bool = False, **options
                    ) -> dict[str, EpochFn]:
   """The pre-training and fine-tuning epochs of ``config``'s driver.
 
@@ -409,6 +458,10 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       ``"devices"`` (the seeds spread over ``mesh``'s devices,
       :func:`glocal_jax.sharding.seeds_on_devices`).
     mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
+    hyper_axis: the epochs take ``(TrainingData, hyper)`` for the data, the
+      scalar hyper-parameters traced (:func:`hyper_of`; ``train(...,
+      hyper=)``): batched, each stacked model has its own (a configuration
+      axis); unbatched, one compiled epoch serves any values.
     **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`, with
       ``first_step=config.first_step`` for the JAX drivers.
 
@@ -426,11 +479,15 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                      f"{seed_batching!r}.")
   if batched and seed_batching == "devices" and mesh is None:
     raise ValueError("seed_batching='devices' needs a mesh.")
+  if hyper_axis and (config.optimizer == "scipy" or (
+      batched and seed_batching == "devices")):
+    raise ValueError("hyper_axis needs a JAX driver and seed_batching 'map' "
+                     "or 'vmap'.")
   if config.optimizer != "scipy":
     options = {"first_step": config.first_step, **options}
   fns = {}
-  for phase, loss_fn in (("pretrain", pretrain_loss_fn(config)),
-                         ("finetune", finetune_loss_fn(config))):
+  for phase, loss_fn in (("pretrain", pretrain_loss_fn(config, hyper_axis)),
+                         ("finetune", finetune_loss_fn(config, hyper_axis))):
     base = lbfgsb_epoch(config.optimizer, loss_fn,
                         getattr(config, f"{phase}_maxiter"),
                         config.history_size, **options)
@@ -439,10 +496,13 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
     if not batched:
       fn = jax.jit(one) if hasattr(base, "lower") else one
     elif seed_batching == "vmap":
-      fn = jax.jit(jax.vmap(one, in_axes=(0, None, EpochStart(0, 0, None, 0))))
+      data_axes = (None, 0) if hyper_axis else None
+      fn = jax.jit(jax.vmap(one, in_axes=(0, data_axes,
+                                          EpochStart(0, 0, None, 0))))
     elif seed_batching == "devices":
       fn = sharding.seeds_on_devices(one, mesh)
     else:
-      fn = jax.jit(functools.partial(sharding.map_seeds, one))
+      fn = jax.jit(functools.partial(sharding.map_seeds, one,
+                                     per_seed_data=hyper_axis))
     fns[phase] = CompiledEpoch(fn) if hasattr(fn, "lower") else fn
   return fns

@@ -10,9 +10,14 @@ curve: the epoch with the lowest validation RMSE, in either phase
 ``finetune_epochs`` are chosen for free. :func:`chosen_config` turns the
 winner into a config that trains exactly to that epoch.
 
-The grid is searched by a loop of :func:`glocal_jax.experiment.fit` calls,
-each compiling its own epochs (the scalar hyper-parameters are constants
-of the compiled loss).
+Configurations that differ only in their scalar hyper-parameters
+(``lambda_2``, ``lambda_s``, ``dot_scale``) train as one compiled program
+over a configuration axis (:func:`glocal_jax.experiment.fit_configs`,
+``batching="map"`` or ``"vmap"``); the shape-changing ones (hidden sizes,
+kernel size, orientation) by a loop. ``batching="loop"`` trains every
+configuration by its own :func:`glocal_jax.experiment.fit`, compiling its
+own epochs. The default is the one measured fastest on the CPU
+(``experiments/tune.py --batching``, RESULTS.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import time
 from typing import Callable, Mapping, Sequence
 
-from glocal_jax import experiment
+from glocal_jax import experiment, training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
 
@@ -32,6 +37,7 @@ DEFAULT_FACTORS: dict[str, tuple[float, ...]] = {
     "lambda_s": (0.5, 1.0, 2.0),
 }
 DEFAULT_CHOICES: dict[str, tuple] = {"orientation": ("items", "users")}
+BATCHING: tuple[str, ...] = ("map", "vmap", "loop")
 
 
 def default_space(base: GLocalKConfig) -> dict[str, list]:
@@ -73,55 +79,87 @@ def chosen_config(config: GLocalKConfig, phase: str, epoch: int
   return config.replace(finetune_epochs=epoch)
 
 
+def groups(configs: Sequence[GLocalKConfig]) -> list[list[int]]:
+  """Indices of ``configs`` grouped by everything but the scalar
+  hyper-parameters (:data:`glocal_jax.training.HYPER_FIELDS`), in order of
+  first appearance: each group can share one compiled program."""
+  keyed = {}
+  for i, config in enumerate(configs):
+    key = tuple((k, str(v)) for k, v in config.to_dict().items()
+                if k not in training.HYPER_FIELDS)
+    keyed.setdefault(key, []).append(i)
+  return list(keyed.values())
+
+
 def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
-           *, log: Callable[[str], None] = print) -> dict:
+           *, batching: str = "map",
+           log: Callable[[str], None] = print) -> dict:
   """Trains each of ``configs`` and scores it on ``data.valid``.
 
   Args:
     configs: the configurations (e.g. :func:`grid`).
     data: ratings with a validation split; its ``test`` is never read.
     seed: the parameter initialisation of every run.
+    batching: ``"map"`` or ``"vmap"``: each group of :func:`groups` as one
+      compiled program (:func:`glocal_jax.experiment.fit_configs`);
+      ``"loop"``: one :func:`glocal_jax.experiment.fit` per configuration.
     log: where the progress lines go.
 
   Returns:
-    JSON-able ``{"configurations": [...], "chosen": {...}, "seconds"}``:
-    for each configuration its ``config``, ``valid_rmse`` (of its selected
-    epoch), ``phase``, ``epoch``, ``warnings`` and ``seconds``; ``chosen``
-    is the configuration of least validation RMSE (the first on ties) with
-    ``config`` cut at its epoch (:func:`chosen_config`).
+    JSON-able ``{"configurations": [...], "chosen": {...}, "seconds",
+    "batching"}``: for each configuration its ``config``, ``valid_rmse`` (of
+    its selected epoch), ``phase``, ``epoch``, ``warnings`` and ``seconds``
+    (of its group, when batched); ``chosen`` is the configuration of least
+    validation RMSE (the first on ties) with ``config`` cut at its epoch
+    (:func:`chosen_config`).
 
   Raises:
-    ValueError: ``data`` has no validation split, or no configurations.
+    ValueError: ``data`` has no validation split, no configurations, or an
+      unknown ``batching``.
   """
   if data.valid is None:
     raise ValueError("tuning needs a validation split of the training "
                      "ratings (glocal_jax.data.split_validation).")
   if not configs:
     raise ValueError("no configurations to search.")
+  if batching not in BATCHING:
+    raise ValueError(f"batching must be one of {BATCHING}, got "
+                     f"{batching!r}.")
   # The validation ratings stand in for the test set: the search never
   # holds the real one.
   unseen = dataclasses.replace(data, test=data.valid)
-  rows = []
+  rows = [None] * len(configs)
   tic = time.perf_counter()
-  for k, config in enumerate(configs):
-    result = experiment.fit(config, unseen, seed, log=lambda _: None)
-    selected = result["selected"]
-    rows.append({"config": config.to_dict(),
+  batches = ([[i] for i in range(len(configs))] if batching == "loop"
+             else groups(configs))
+  for batch in batches:
+    members = [configs[i] for i in batch]
+    if len(batch) == 1:
+      result = experiment.fit(members[0], unseen, seed, log=lambda _: None)
+      runs, seconds = [result], result["seconds"]
+    else:
+      result = experiment.fit_configs(members, unseen, seed,
+                                      seed_batching=batching,
+                                      log=lambda _: None)
+      runs, seconds = result["runs"], result["seconds"]
+    for i, run in zip(batch, runs):
+      selected = run["selected"]
+      rows[i] = {"config": configs[i].to_dict(),
                  "valid_rmse": selected["valid_rmse"],
                  "phase": selected["phase"], "epoch": selected["epoch"],
-                 "warnings": result["warnings"],
-                 "seconds": round(result["seconds"], 1)})
-    log(f"configuration {k + 1}/{len(configs)}: validation RMSE "
-        f"{selected['valid_rmse']:.4f} at {selected['phase']} epoch "
-        f"{selected['epoch']} ({result['seconds']:.0f}s) "
-        f"{_differences(configs[0], config)}")
+                 "warnings": run["warnings"], "seconds": round(seconds, 1),
+                 "batch": len(batch)}
+      log(f"configuration {i + 1}/{len(configs)}: validation RMSE "
+          f"{selected['valid_rmse']:.4f} at {selected['phase']} epoch "
+          f"{selected['epoch']} ({seconds:.0f}s for {len(batch)}) "
+          f"{_differences(configs[0], configs[i])}")
   best = min(range(len(rows)), key=lambda i: rows[i]["valid_rmse"])
   chosen = chosen_config(configs[best], rows[best]["phase"],
                          rows[best]["epoch"])
   return {"configurations": rows,
           "chosen": {"index": best, "config": chosen.to_dict(),
                      "valid_rmse": rows[best]["valid_rmse"]},
-          "seconds": time.perf_counter() - tic}
+          "batching": batching, "seconds": time.perf_counter() - tic}
 
 
 def _differences(base: GLocalKConfig, config: GLocalKConfig) -> str:

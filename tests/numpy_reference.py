@@ -1,6 +1,6 @@
 """Independent NumPy implementations of GLocal-K, for the tests.
 
-Written from SPEC with different arithmetic from the library where possible
+Written from docs/model.md with different arithmetic from the library where possible
 (explicit loops, the direct squared distance of Eq. 2 where the library
 expands it, a hand-rolled convolution).
 """
@@ -19,14 +19,14 @@ def sigmoid(x):
   return 1.0 / (1.0 + np.exp(-x))
 
 
-def autoencoder(layers, x, lambda_2=0.0, lambda_s=0.0):
+def autoencoder(layers, x, lambda_2=0.0, lambda_s=0.0, kernel=local_kernel):
   reg = 0.0
   for i, layer in enumerate(layers):
     w = np.asarray(layer["w"], np.float64)
     reg += lambda_2 * 0.5 * (w ** 2).sum()
     if "u" in layer:
-      k = local_kernel(np.asarray(layer["u"], np.float64),
-                       np.asarray(layer["v"], np.float64))
+      k = kernel(np.asarray(layer["u"], np.float64),
+                 np.asarray(layer["v"], np.float64))
       reg += lambda_s * 0.5 * (k ** 2).sum()
       w = w * k
     x = x @ w + np.asarray(layer["b"], np.float64)
@@ -48,16 +48,22 @@ def conv_same(x, kernel):
 
 
 def global_kernel(pooled, bank, dot_scale, aggregation):
+  """``aggregation``: "weighted", "mean" or a NumPy function of
+  (pooled, bank, dot_scale)."""
   t = int(round(np.sqrt(bank.shape[1])))
-  if aggregation == "weighted":
+  if callable(aggregation):
+    flat = aggregation(pooled, bank, dot_scale)
+  elif aggregation == "weighted":
     flat = sum(pooled[i] * bank[i] for i in range(bank.shape[0])) * dot_scale
   else:
     flat = sum(bank[i] for i in range(bank.shape[0])) / bank.shape[0]
   return flat.reshape(t, t)
 
 
-def global_kernel_ratings(params, ratings, dot_scale, aggregation):
-  pooled = autoencoder(params["autoencoder"], ratings)[0].mean(axis=1)
+def global_kernel_ratings(params, ratings, dot_scale, aggregation,
+                          kernel=local_kernel):
+  pooled = autoencoder(params["autoencoder"], ratings,
+                       kernel=kernel)[0].mean(axis=1)
   x = ratings
   for bank in params["kernel_banks"]:
     gk = global_kernel(pooled, np.asarray(bank, np.float64), dot_scale,
@@ -72,9 +78,11 @@ def pretrain_loss(layers, ratings, mask, lambda_2, lambda_s):
 
 
 def finetune_loss(params, ratings, mask, lambda_2, lambda_s, dot_scale,
-                  aggregation):
-  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation)
-  pred, reg = autoencoder(params["autoencoder"], r_hat, lambda_2, lambda_s)
+                  aggregation, kernel=local_kernel):
+  r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
+                                kernel)
+  pred, reg = autoencoder(params["autoencoder"], r_hat, lambda_2, lambda_s,
+                          kernel)
   return 0.5 * ((mask * (ratings - pred)) ** 2).sum() + reg
 
 

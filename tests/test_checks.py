@@ -50,3 +50,54 @@ def test_predict_refuses_a_misspelt_phase_and_indices_outside():
   with pytest.raises(ValueError, match="item index 20 is outside the 20 x 15"):
     gj.predict(config, params, prepared, np.array([20]), np.array([0]),
                "pretrain")
+
+
+@pytest.mark.parametrize("method", ["dense", "blocked", "sparse"])
+def test_shuffled_triplets_give_the_sorted_loss_or_an_error(method):
+  """In every representation: unordered triplets through from_triplets give
+  the loss of sorted ones; passed raw to representations.prepare, an error
+  (the blocked and sparse products would read them wrongly)."""
+  from glocal_jax import representations as rep
+  good = gdata.synthetic(20, 15, density=0.3, seed=1).train
+  order = np.random.default_rng(0).permutation(good.nnz)
+  plan = rep.Plan(method, method, method, 6, 16)
+  params = gj.init_params(jax.random.PRNGKey(0), 20, 15, hidden=(4,))
+  expected = rep.finetune_loss(params, rep.prepare(good, plan), 1.0, 0.1)
+  again = gj.from_triplets(good.items[order], good.users[order],
+                           good.values[order], good.shape)
+  np.testing.assert_allclose(
+      rep.finetune_loss(params, rep.prepare(again, plan), 1.0, 0.1),
+      expected, rtol=1e-6)
+  shuffled = gj.Ratings(good.items[order], good.users[order],
+                        good.values[order], good.shape)
+  with pytest.raises(ValueError, match="must be sorted by item"):
+    rep.prepare(shuffled, plan)
+
+
+def test_a_test_file_sharing_pairs_with_training_can_drop_them(tmp_path):
+  train = tmp_path / "train.csv"
+  test = tmp_path / "test.csv"
+  train.write_text("u1,a,4\nu1,b,3\nu2,a,5\nu2,c,2\nu3,b,1\n")
+  test.write_text("u1,c,2\nu2,a,5\nu3,b,4\nu3,a,3\n")  # u2,a and u3,b shared
+  with pytest.raises(gdata.DataFormatError, match="overlap='drop'"):
+    gdata.load_ratings_file(str(train), str(test), cache_dir="none")
+  data = gdata.load_ratings_file(str(train), str(test), overlap="drop",
+                                 cache_dir="none")
+  assert data.test.count() == 2 and data.train.count() == 5
+  assert any("2 test rating(s) of (user, item) pairs also in the training "
+             "file dropped" in n for n in data.notes)
+  pairs = {(data.user_ids[u].decode(), data.item_ids[i].decode())
+           for i, u in zip(data.test.items, data.test.users)}
+  assert pairs == {("u1", "c"), ("u3", "a")}
+
+
+def test_every_rating_equal_is_refused_unless_a_scale_is_given(tmp_path):
+  path = tmp_path / "ratings.csv"
+  path.write_text("".join(f"u{u},i{i},4\n" for u in range(6)
+                          for i in range(5)))
+  with pytest.raises(gdata.DataFormatError, match="every rating is 4: "
+                     "there is nothing to learn"):
+    gdata.load_ratings_file(str(path), cache_dir="none")
+  data = gdata.load_ratings_file(str(path), scale=gdata.STARS,
+                                 cache_dir="none")
+  assert data.scale == gdata.STARS

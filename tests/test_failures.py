@@ -1,6 +1,7 @@
 """What a user gets from bad input and long runs: a clear message, an exit
 status of 2, no traceback, and no lost or silently wrong result."""
 
+import csv
 import json
 import math
 import os
@@ -144,6 +145,13 @@ def test_eta_comes_from_measured_seconds_per_iteration():
   # Measured fine-tuning rate now: 2 s per iteration; 2 epochs left.
   assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
       2 * (5 * 2.0 + 0.5))
+  # A phase's cold first epoch (and the first evaluation, which compiles)
+  # no longer counts once later ones are measured: 1 s per iteration.
+  history[0]["evaluation_seconds"] = 30.0
+  history.append({"phase": "finetune", "epoch": 2, "seconds": 5.0,
+                  "iterations": 5, "evaluation_seconds": 0.5})
+  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+      5 * 1.0 + 0.5)
 
 
 def test_train_says_what_it_is_doing(tmp_path):
@@ -153,3 +161,46 @@ def test_train_says_what_it_is_doing(tmp_path):
   for step in ("loaded", "compiling", "ETA"):
     assert step.lower() in out.lower(), out
   assert out.lower().index("compiling") < out.index("ETA")
+
+
+def test_a_held_or_finished_output_folder_is_refused(tmp_path):
+  """A second run into a folder that a live run holds is refused before any
+  work (exit 2); a lock left by a dead process is taken over; a finished
+  run is not overwritten without --overwrite; a run writes its training
+  curves and ends with a short table."""
+  out = tmp_path / "run"
+  out.mkdir()
+  (out / ".lock").write_text(str(os.getpid()))  # this test: alive
+  held = run_script("train.py", *TINY, f"--output_dir={out}")
+  assert_clear_failure(held, f"another run (process {os.getpid()}) is "
+                       f"writing into {out}")
+  assert "loaded" not in held.stdout and not (out / "metrics.json").exists()
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True).stdout.strip()
+  (out / ".lock").write_text(dead)
+  first = run_script("train.py", *TINY, f"--output_dir={out}")
+  assert first.returncode == 0, first.stderr[-2000:]
+  assert not (out / ".lock").exists()
+  assert "Unable to initialize backend" not in first.stderr
+  assert "model: item-based autoencoder 20 -> 8 -> 20 on 30 rows" in (
+      first.stdout)
+  table = first.stdout[first.stdout.index("test metrics"):].splitlines()
+  assert table[1].startswith("best on test (paper)")
+  assert table[2].startswith("last epoch") and "finetune 2" in table[2]
+  with open(out / "history.csv") as f:
+    rows = list(csv.DictReader(f))
+  history = json.load(open(out / "metrics.json"))["history"]
+  assert [(r["phase"], int(r["epoch"])) for r in rows] == [
+      (h["phase"], h["epoch"]) for h in history]
+  assert float(rows[-1]["test_rmse"]) == pytest.approx(
+      history[-1]["metrics"]["test_rmse"])
+  again = run_script("train.py", *TINY, f"--output_dir={out}")
+  assert_clear_failure(again, "holds a finished run: --resume continues it")
+  replaced = run_script("train.py", *TINY, f"--output_dir={out}",
+                        "--overwrite")
+  assert replaced.returncode == 0, replaced.stderr[-2000:]
+
+
+def test_sweeps_refuse_a_file_with_a_pointer_to_train(tmp_path):
+  proc = run_script("table1.py", "--datasets=file", f"--output_dir={tmp_path}")
+  assert_clear_failure(proc, "experiments/train.py --dataset=file")

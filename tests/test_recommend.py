@@ -2,12 +2,18 @@
 rated in any split are not recommended, train.py's output folder works as
 the checkpoint folder, and an unknown string id is a clear error."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
+import pytest
+
+import glocal_jax as gj
+from conftest import shared_data_dir
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -18,13 +24,18 @@ def script(name, *args):
       capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
-def test_recommend_skips_every_rated_item_and_names_unknown_users(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """train.py on a user's CSV files with string ids: (folder, train lines,
+  test lines)."""
+  tmp_path = tmp_path_factory.mktemp("own_file")
   rng = np.random.default_rng(0)
   train, test = ["user,item,rating"], ["user,item,rating"]
   for u in range(12):
     items = rng.permutation(20)[:10]
     train += [f"u_{u},i_{i},{rng.integers(1, 6)}" for i in items[:8]]
     test += [f"u_{u},i_{i},{rng.integers(1, 6)}" for i in items[8:]]
+  test.append("u_new,i_3,4")  # a user with no training rating: a fallback
   (tmp_path / "train.csv").write_text("\n".join(train) + "\n")
   (tmp_path / "test.csv").write_text("\n".join(test) + "\n")
   out = tmp_path / "run"
@@ -36,10 +47,14 @@ def test_recommend_skips_every_rated_item_and_names_unknown_users(tmp_path):
                "--validation_fraction=0.1", f"--output_dir={out}",
                f"--compilation_cache={tmp_path / 'cc'}")
   assert run.returncode == 0, run.stderr
+  return out, train, test
+
+
+def test_recommend_skips_every_rated_item_and_names_unknown_users(trained):
+  out, train, test = trained
   rec = script("recommend.py", f"--checkpoint_dir={out}", "--user=u_3",
                "--k=20")
   assert rec.returncode == 0, rec.stderr
-  assert f"using the checkpoint in {out / 'checkpoint'}" in rec.stdout
   shown = [line.split("\t")[1] for line in rec.stdout.splitlines()
            if line[:1].isdigit()]
   rated = {line.split(",")[1] for line in train[1:] + test[1:]
@@ -48,8 +63,91 @@ def test_recommend_skips_every_rated_item_and_names_unknown_users(tmp_path):
   assert not {s.split()[1] for s in shown} & rated
   bad = script("recommend.py", f"--checkpoint_dir={out}", "--user=u_99")
   assert bad.returncode == 2
-  assert "unknown user id u_99" in bad.stderr and "u_0 .. u_9" in bad.stderr
+  assert "unknown user id u_99" in bad.stderr and "u_0 .. u_new" in bad.stderr
   assert "Traceback" not in bad.stderr
+  missing = script("recommend.py", f"--checkpoint_dir={out / 'nothing'}",
+                   "--user=u_3")
+  assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_load_model_in_a_fresh_process_reproduces_the_runs_test_rmse(
+    trained):
+  """glocal_jax.load_model(...).predict on the user's own test file, string
+  ids, in a new process: the RMSE that metrics.json reports for the last
+  epoch (the cold user's rating by the fallback included) and, by default,
+  for the epoch selected on validation."""
+  out, _, test = trained
+  code = textwrap.dedent(f"""
+      import csv, json, numpy as np
+      import glocal_jax as gj
+      rows = list(csv.reader(open({str(out.parent / "test.csv")!r})))[1:]
+      users, items, values = zip(*rows)
+      metrics = json.load(open({str(out / "metrics.json")!r}))
+      got = []
+      for epoch, block in (("last", "final"), ("selected", "selected")):
+        model = gj.load_model({str(out / "checkpoint")!r}, epoch=epoch)
+        pred = model.predict(users, items)
+        rmse = float(np.sqrt(np.mean((pred - np.array(values, float)) ** 2)))
+        got.append([rmse, metrics[block]["rmse"], len(pred), model.phase,
+                    model.epoch])
+      print(json.dumps(got))
+      """)
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, timeout=600, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr
+  last, selected = json.loads(proc.stdout.splitlines()[-1])
+  metrics = json.load(open(out / "metrics.json"))
+  assert last[2] == len(test) - 1 and last[3:] == ["finetune", 1]
+  assert abs(last[0] - last[1]) < 1e-4, last
+  assert selected[3:] == [metrics["selected"]["phase"],
+                          metrics["selected"]["epoch"]]
+  assert abs(selected[0] - selected[1]) < 1e-4, selected
+
+
+def test_recommend_names_ml_100k_titles_and_skips_every_rated_item(tmp_path):
+  data_dir = shared_data_dir("ml-100k")
+  out = tmp_path / "run"
+  run = script("train.py", "--dataset=ml-100k", f"--data_dir={data_dir}",
+               "--hidden=8", "--n_dim=2", "--pretrain_epochs=1",
+               "--finetune_epochs=1", "--pretrain_maxiter=2",
+               "--finetune_maxiter=2", f"--output_dir={out}",
+               f"--compilation_cache={tmp_path / 'cc'}")
+  assert run.returncode == 0, run.stderr
+  rec = script("recommend.py", f"--checkpoint_dir={out}", "--user=42",
+               "--k=10")
+  assert rec.returncode == 0, rec.stderr
+  shown = [line.split("\t") for line in rec.stdout.splitlines()
+           if line[:1].isdigit()]
+  assert len(shown) == 10
+  titles = {}
+  for line in open(os.path.join(data_dir, "u.item"), encoding="latin-1"):
+    fields = line.split("|")
+    titles[fields[0]] = fields[1]
+  rated = set()
+  for name in ("u1.base", "u1.test"):
+    for line in open(os.path.join(data_dir, name)):
+      user, item = line.split("\t")[:2]
+      if user == "42":
+        rated.add(item)
+  items = [fields[1].split()[1] for fields in shown]
+  assert not set(items) & rated
+  assert [fields[3] for fields in shown] == [titles[i] for i in items]
+
+
+def test_trained_model_predicts_unknown_ids_by_the_means_or_refuses(trained):
+  out, _, _ = trained
+  model = gj.load_model(str(out))  # OUTPUT_DIR works too
+  train = model.train.to_host()
+  global_mean = train.values.mean()
+  item = model.item_index(["i_3"])[0]
+  item_mean = train.values[train.items == item].mean()
+  got = model.predict(["nobody", "nobody"], ["i_3", "no item"])
+  np.testing.assert_allclose(got, [item_mean, global_mean], rtol=1e-6)
+  with pytest.raises(gj.trained.UnknownIdError, match="unknown user id "
+                     "nobody"):
+    model.predict(["nobody"], ["i_3"], unknown="error")
+  with pytest.raises(ValueError, match="give one of each"):
+    model.predict(["u_1"], [])
 
 
 def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):

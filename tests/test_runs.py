@@ -67,7 +67,8 @@ def test_checkpoint_round_trip_is_exact_and_keeps_one_generation(tmp_path):
   np.testing.assert_array_equal(ckpt.key, key)
   assert ckpt.meta == {"epoch": 2} and ckpt.damaged == []
   np.testing.assert_array_equal(ckpt.arrays["ids"], np.arange(3))
-  assert checkpoint.load(str(tmp_path / "none")) is None
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    checkpoint.load(str(tmp_path / "none"))
 
 
 def test_background_writer_writes_what_it_was_given_in_order(tmp_path):
@@ -171,9 +172,29 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, small_data,
   ckpt = checkpoint.load(ckpt_dir)
   assert (ckpt.meta["phase"], ckpt.meta["epoch"]) == ("finetune", 3)
   assert "selected" in full and full["best"]["rmse"] <= full["final"]["rmse"]
-  with pytest.raises(ValueError, match="another config or seed"):
+  with pytest.raises(ValueError, match="another configuration.*seed: 1 in "
+                     "the checkpoint, 2 now"):
     experiment.fit(SMALL, small_data, seed=2, checkpoint_dir=ckpt_dir,
                    resume=True, log=quiet, epoch_fns=epoch_fns)
+  # The message names the field that differs, and only that one.
+  with pytest.raises(ValueError, match=r"\(lambda_2: [0-9.]+ in the "
+                     r"checkpoint, 123.0 now\)"):
+    experiment.fit(SMALL.replace(lambda_2=123.0), small_data, seed=1,
+                   checkpoint_dir=ckpt_dir, resume=True, log=quiet)
+  # A finished run goes on for more fine-tuning epochs; not for more
+  # pre-training, which it has finished.
+  longer = SMALL.replace(finetune_epochs=SMALL.finetune_epochs + 2)
+  extended = experiment.fit(longer, small_data, seed=1,
+                            checkpoint_dir=ckpt_dir, resume=True, log=quiet)
+  assert extended["complete"]
+  assert len(extended["history"]) == len(resumed["history"]) + 2
+  assert extended["history"][:len(resumed["history"])] == (
+      json.loads(json.dumps(resumed["history"])))
+  assert extended["final"]["epoch"] == longer.finetune_epochs
+  with pytest.raises(ValueError, match="pretrain_epochs: "):
+    experiment.fit(longer.replace(pretrain_epochs=SMALL.pretrain_epochs + 1),
+                   small_data, seed=1, checkpoint_dir=ckpt_dir, resume=True,
+                   log=quiet)
 
 
 def test_same_seed_same_metrics(small_data, epoch_fns):
@@ -317,9 +338,10 @@ def test_benchmark_script_compares_drivers(tmp_path):
     ("--pretrain_maxiter=0", "pretrain_maxiter must be positive"),
     ("--hidden=500,0", "hidden sizes must be positive"),
     ("--kernel_size=4", "kernel_size must be a positive odd"),
-    ("--lambda_2=-1", "lambda_2 must be >= 0"),
-    ("--lambda_s=-0.1", "lambda_s must be >= 0"),
-    ("--dot_scale=0", "dot_scale must be non-zero"),
+    ("--lambda_2=-1", "lambda_2 must be finite and >= 0"),
+    ("--lambda_2=inf", "lambda_2 must be finite and >= 0, got inf"),
+    ("--lambda_s=-0.1", "lambda_s must be finite and >= 0"),
+    ("--dot_scale=0", "dot_scale must be finite and non-zero"),
     ("--optimizer=scipy --first_step=carried", "first_step='unit'"),
     ("--dataset=imdb", "dataset"),
     ("--data_dir=/nonexistent", "not found in /nonexistent"),
@@ -340,6 +362,7 @@ def test_train_script_nan_exits_non_zero(tmp_path):
                     f"--checkpoint_dir={tmp_path / 'ckpt'}")
   assert proc.returncode == 2, proc.stderr
   assert "pretrain epoch 1" in proc.stderr and "non-finite" in proc.stderr
+  assert "no checkpoint was written" in proc.stderr  # none claimed
 
 
 def test_train_resume_and_recommend_scripts(tmp_path):
@@ -611,8 +634,8 @@ def test_own_csv_trains_beats_item_mean_and_recommends(tmp_path):
   best = json.load(open(out / "metrics.json"))["best"]["rmse"]
   data = gdata.load_ratings_file(str(csv), test_fraction=0.2)
   item_mean = float(gj.evaluate(gj.mean_predictions(
-      data.train, data.test.items, data.test.users, "item"), data.test)[
-          "rmse"])
+      data.train, data.test.items, data.test.users, "item"), data.test,
+      *data.scale.bounds)["rmse"])
   assert best < item_mean - 0.02, (best, item_mean)
   rec = run_script("recommend.py", f"--checkpoint_dir={out / 'checkpoint'}",
                    "--user=u_1", "--k=3")

@@ -66,8 +66,12 @@ worst = 0.0
 # a 23 / 4 shard) with mean aggregation, sparse, on 4.
 cases = [(3, 2, "weighted", method, devices)
          for method in ("dense", "blocked", "sparse") for devices in (2, 4)]
+# A user's aggregation (a softmax over all items) sees every item's pooled
+# prediction on every device.
+softmax = lambda pooled, bank, scale: scale * (jax.nn.softmax(pooled) @ bank)
 for t, layers, aggregation, method, devices in cases + [
-    (5, 3, "mean", "sparse", 4)]:
+    (5, 3, "mean", "sparse", 4), (3, 2, softmax, "blocked", 4),
+    (3, 1, softmax, "sparse", 2)]:
   params = problem(t, layers)
   plan = rep.Plan(method, method, method, 3, 5)
   one = f64(rep.prepare(ratings, plan, kernel_size=t, conv_layers=layers))

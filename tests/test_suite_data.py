@@ -370,9 +370,9 @@ def test_user_based_orientation_is_the_transposed_model():
   original = np.array([by_pair[(int(i), int(u))] for i, u in
                        zip(data.test.items, data.test.users)])
   np.testing.assert_allclose(got["test_ndcg"],
-                             float(gj.ndcg(original, data.test)), rtol=1e-6)
+                             float(gj.ndcg(original, data.test, 1, 5)), rtol=1e-6)
   np.testing.assert_allclose(got["test_rmse"],
-                             float(gj.rmse(original, data.test)), rtol=1e-6)
+                             float(gj.rmse(original, data.test, 1, 5)), rtol=1e-6)
   with pytest.raises(ValueError, match="orientation must be one of"):
     config.replace(orientation="columns")
 

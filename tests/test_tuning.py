@@ -176,3 +176,34 @@ def test_tuned_presets_are_what_tune_chose(dataset):
   assert "tune.py" in written["provenance"]["command"]
   chosen = gj.GLocalKConfig(**written["chosen"]["config"])
   assert gj.preset(dataset) == chosen
+
+
+@pytest.mark.parametrize("batching", ["map", "vmap"])
+def test_configurations_as_one_program_equal_separate_runs(batching):
+  """fit_configs over lambda_2, lambda_s and dot_scale (one compilation)
+  gives each configuration the validation curve of its own fit."""
+  data = gdata.split_validation(gdata.synthetic(40, 30, density=0.3, seed=5),
+                                0.2, seed=0)
+  base = gj.preset("ml-100k", **TINY)
+  configs = [base.replace(lambda_2=5.0), base.replace(lambda_2=40.0),
+             base.replace(lambda_s=0.05, dot_scale=2.0)]
+  together = experiment.fit_configs(configs, data, 3, log=lambda _: None,
+                                    seed_batching=batching)
+  for config, run in zip(configs, together["runs"]):
+    alone = experiment.fit(config, data, 3, log=lambda _: None)
+    curve = lambda r: [h["metrics"]["valid_rmse"] for h in r["history"]]
+    np.testing.assert_allclose(curve(run), curve(alone), rtol=2e-4)
+    assert run["selected"]["epoch"] == alone["selected"]["epoch"]
+    assert run["config"] == config.to_dict()
+  # The curves differ between configurations: each trained with its own.
+  assert together["runs"][0]["history"][-1]["metrics"]["valid_rmse"] != (
+      together["runs"][1]["history"][-1]["metrics"]["valid_rmse"])
+  with pytest.raises(ValueError, match="also differ in \\['hidden'\\]"):
+    experiment.fit_configs([base, base.replace(hidden=(4, 4))], data, 0)
+
+
+def test_groups_share_everything_but_the_scalars():
+  base = gj.preset("ml-100k", **TINY)
+  configs = tuning.grid(base, {"lambda_2": [1.0, 2.0],
+                               "orientation": ["items", "users"]})
+  assert tuning.groups(configs) == [[0, 2], [1, 3]]

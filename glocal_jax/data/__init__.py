@@ -43,10 +43,11 @@ The package's modules, one job each: :mod:`~glocal_jax.data.container`
 """
 
 from glocal_jax.data.checks import validate
+from glocal_jax.data.titles import read_titles, with_titles
 from glocal_jax.data.container import (HALF_STARS, MODEL_SCALE, STARS,
                                        DataFormatError, MissingDataError,
                                        RatingData, RatingScale)
-from glocal_jax.data.loaders import (COLD_USERS, DATASETS, FOLDS,
+from glocal_jax.data.loaders import (COLD_USERS, DATASETS, FOLDS, OVERLAPS,
                                      load_dataset, load_douban, load_flixster,
                                      load_ml_100k, load_ml_10m, load_ml_1m,
                                      load_ml_20m, load_ml_25m, load_monti,

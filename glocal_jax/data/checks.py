@@ -211,7 +211,8 @@ def build(name: str, parts: Sequence[RawRatings], scale: RatingScale,
         f"{show_id(item_ids[items[1][j]])} by user "
         f"{show_id(user_ids[users[1][j]])} "
         f"is also in {parts[0].path}, line {parts[0].lines[i]} (a test rating "
-        f"would leak into training); {in_train.size} such cell(s).")
+        f"would leak into training); {in_train.size} such cell(s). To drop "
+        "them from the test ratings: overlap='drop' (--overlap=drop).")
   shape = (item_ids.size, n)
   split = [Ratings(*sorted_triplets(it, us, p.values, key), shape)
            for it, us, p, key in zip(items, users, parts, keys)]

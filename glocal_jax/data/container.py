@@ -34,6 +34,12 @@ class RatingScale:
       raise ValueError(f"a rating scale needs 0 < low <= high and step >= 0 "
                        f"(0 is 'not rated'), got {self}.")
 
+  @property
+  def bounds(self) -> tuple[float, float]:
+    """``(low, high)``: the clip of every metric, e.g.
+    ``glocal_jax.rmse(pred, data.test, *data.scale.bounds)``."""
+    return (self.low, self.high)
+
   def off_scale(self, values: np.ndarray) -> np.ndarray:
     """Indices of ``values`` not on the scale."""
     bad = (values < self.low) | (values > self.high)
@@ -101,6 +107,8 @@ class RatingData:
     notes: warnings about the data a user should see (e.g. counts that
       differ from the published release, cold test users dropped).
     scale: the rating scale (predictions are clipped to it).
+    item_titles: ``(m,)`` str, each item's name (``""`` where unknown), or
+      None (:mod:`glocal_jax.data.titles`).
   """
   name: str
   train: Ratings
@@ -110,6 +118,7 @@ class RatingData:
   valid: Optional[Ratings] = None
   notes: tuple[str, ...] = ()
   scale: RatingScale = STARS
+  item_titles: Optional[np.ndarray] = None
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -118,12 +127,13 @@ class RatingData:
 
   def transposed(self) -> "RatingData":
     """The data of the transposed matrix: users as rows, items as columns
-    (a user-based autoencoder's view); every split transposed."""
+    (a user-based autoencoder's view); every split transposed (and no
+    titles: the rows are no longer items)."""
     flip = lambda r: None if r is None else rt.transpose(r)
     return dataclasses.replace(self, train=flip(self.train),
                                test=flip(self.test), valid=flip(self.valid),
                                item_ids=self.user_ids,
-                               user_ids=self.item_ids)
+                               user_ids=self.item_ids, item_titles=None)
 
   def summary(self) -> str:
     parts = [f"{self.name}: {self.shape[0]} items x {self.shape[1]} users",

@@ -18,6 +18,7 @@ from glocal_jax.data.sources import (ML_100K_FOLDS, MONTI_DATASETS, MONTI_FILE,
                                      locate)
 from glocal_jax.data.splits import seeded_split
 from glocal_jax.data.synthetic import synthetic
+from glocal_jax.data.titles import release_titles
 
 DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "ml-10m", "ml-20m",
                              "ml-25m", "netflix", "douban", "flixster",
@@ -65,7 +66,7 @@ def load_ml_100k(data_dir: Optional[str] = None, download: bool = False,
            for name in names]
   if fold == "all":
     parts = seeded_split(parts[0], test_fraction, seed)
-  return build("ml-100k", parts, scale)
+  return release_titles(build("ml-100k", parts, scale), data_dir)
 
 
 def _load_movielens(name: str, file_name: str, data_dir: Optional[str],
@@ -79,7 +80,9 @@ def _load_movielens(name: str, file_name: str, data_dir: Optional[str],
       os.path.join(data_dir, file_name), kinds=("int", "int", "number"),
       delimiter=delimiter, header=header, cache_dir=cache_dir), scale,
       positive_ids=True)
-  return build(name, seeded_split(raw, test_fraction, seed), scale, notes)
+  return release_titles(
+      build(name, seeded_split(raw, test_fraction, seed), scale, notes),
+      data_dir)
 
 
 def load_ml_1m(data_dir: Optional[str] = None, download: bool = False,
@@ -281,6 +284,7 @@ def load_yahoo_music(data_dir: Optional[str] = None, download: bool = False,
 
 
 COLD_USERS = ("drop", "keep")
+OVERLAPS = ("error", "drop")
 
 
 def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
@@ -290,7 +294,7 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
                       columns: Sequence[int] = (0, 1, 2),
                       scale: Optional[RatingScale] = None,
                       duplicates: str = "error", cold_users: str = "keep",
-                      name: str = "file",
+                      overlap: str = "error", name: str = "file",
                       cache_dir: Optional[str] = None) -> RatingData:
   """Any ratings file: ``user, item, rating`` columns, ids of any kind.
 
@@ -325,11 +329,15 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
   Raises:
     MissingDataError: a file does not exist.
     DataFormatError: naming the file and line; also when the test file
-      shares no user and no item with training.
+      shares no user and no item with training, or when every rating is
+      the same value and no ``scale`` says the data has others (nothing
+      to learn, and an RMSE of 0 that means nothing).
   """
   if cold_users not in COLD_USERS:
     raise ValueError(f"cold_users must be one of {COLD_USERS}, got "
                      f"{cold_users!r}.")
+  if overlap not in OVERLAPS:
+    raise ValueError(f"overlap must be one of {OVERLAPS}, got {overlap!r}.")
   read = lambda path: read_ratings(path, columns=columns, delimiter=delimiter,
                                    header=header, cache_dir=cache_dir)
   train = read(train_file)
@@ -337,12 +345,21 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
   if scale is None:
     scale = scale_of(train.values if test is None else
                       np.concatenate([train.values, test.values]))
+    if scale.low == scale.high:
+      raise DataFormatError(
+          f"{train_file}: every rating is {scale.low:g}: there is nothing "
+          "to learn which items a user prefers (and an RMSE of 0 would "
+          "mean nothing). If the data is on a wider scale, give it "
+          "(--rating_scale=LOW,HIGH).")
   train, notes = check_raw(train, scale, False, duplicates)
   if test is None:
     train, test = seeded_split(train, test_fraction, seed)
   else:
     test, more = check_raw(test, scale, False, duplicates)
     notes += more
+    if overlap == "drop":
+      test, more = _drop_overlap(train, test)
+      notes += more
   if test.values.size == 0 or train.values.size == 0:
     raise DataFormatError(
         f"{train_file}: {test.values.size} test and {train.values.size} "
@@ -370,6 +387,22 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
     notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
                  "training rating dropped (cold users).")
   return build(name, [train, test], scale, notes)
+
+
+def _drop_overlap(train: RawRatings, test: RawRatings
+                  ) -> tuple[RawRatings, list[str]]:
+  """``test`` without the (user, item) pairs that ``train`` has, and a note
+  counting them."""
+  _, (train_users, test_users) = map_ids([train.users, test.users])
+  _, (train_items, test_items) = map_ids([train.items, test.items])
+  n = int(max(train_users.max(initial=0), test_users.max(initial=0))) + 1
+  key = lambda items, users: items.astype(np.int64) * n + users
+  shared = np.isin(key(test_items, test_users), key(train_items, train_users))
+  if not shared.any():
+    return test, []
+  return test.take(np.flatnonzero(~shared)), [
+      f"{int(shared.sum())} test rating(s) of (user, item) pairs also in "
+      "the training file dropped (overlap='drop')."]
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None,

@@ -1,5 +1,5 @@
 """Splitting ratings: the reference's seeded shuffle of rating rows (NumPy's
-legacy RNG, as the SPEC requires for ML-1M) and seeded shares of a
+legacy RNG, as docs/model.md requires for ML-1M) and seeded shares of a
 :class:`~glocal_jax.ratings.Ratings` (validation, training ratio)."""
 
 from __future__ import annotations

@@ -1,0 +1,30 @@
+"""The ``Examples:`` in the library's docstrings run, as written."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import glocal_jax
+
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(glocal_jax.__path__, "glocal_jax."))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+  module = importlib.import_module(name)
+  result = doctest.testmod(module, optionflags=doctest.ELLIPSIS
+                           | doctest.NORMALIZE_WHITESPACE, verbose=False)
+  assert result.failed == 0, f"{result.failed} example(s) failed in {name}"
+
+
+def test_the_public_functions_have_examples():
+  # The entry points a newcomer starts from show how they are called.
+  for fn in (glocal_jax.local_kernel, glocal_jax.global_kernel,
+             glocal_jax.kernel_layer, glocal_jax.rmse,
+             glocal_jax.checkpoint.save, glocal_jax.train,
+             glocal_jax.from_triplets):
+    assert "Examples:" in (fn.__doc__ or "") or ">>>" in (
+        importlib.import_module(fn.__module__).__doc__ or ""), fn.__name__
