@@ -177,6 +177,10 @@ def define_data_flags(multi: bool = False) -> None:
                       "training rating are kept (the full test set; "
                       "predicted by the fallback, see --cold_fallback), or "
                       "dropped.")
+    flags.DEFINE_enum("ids", "text", list(gdata.IDS),
+                      "--dataset=file: ids are text (007 and 7 are two "
+                      "users), or numbers (each a non-negative integer, "
+                      "sorted numerically).")
     flags.DEFINE_enum("overlap", "error", list(gdata.OVERLAPS),
                       "--dataset=file with --test_file: a (user, item) pair "
                       "in both files is an error, or dropped from the test "
@@ -284,7 +288,7 @@ def file_options() -> dict:
           "header": {"auto": None, "yes": True, "no": False}[FLAGS.header],
           "columns": columns, "scale": rating_scale(),
           "duplicates": FLAGS.duplicates, "cold_users": FLAGS.cold_users,
-          "overlap": FLAGS.overlap}
+          "overlap": FLAGS.overlap, "ids": FLAGS.ids}
 
 
 def load(dataset: str, data_dir: str | None, skip_missing: bool = False,

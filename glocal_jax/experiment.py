@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import (baselines, checkpoint, flops, metrics, representations,
-                        training)
+from glocal_jax import (baselines, checkpoint, flops, metrics, optim,
+                        representations, training)
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import MODEL_SCALE, RatingData, RatingScale
 from glocal_jax.ratings import Ratings
@@ -384,6 +384,34 @@ def checkpoint_arrays(data: RatingData) -> dict:
   return arrays
 
 
+def start_arrays(start: Optional[optim.EpochStart]) -> dict:
+  """The loss and gradient an epoch ended at (``next_value``,
+  ``next_grad/<i>``), for a checkpoint to resume from exactly."""
+  if start is None:
+    return {}
+  return {"next_value": np.asarray(start.value),
+          **{f"next_grad/{i}": np.asarray(g)
+             for i, g in enumerate(jax.tree.leaves(start.grad))}}
+
+
+def start_from_arrays(arrays: dict, tree, step_scale
+                      ) -> Optional[optim.EpochStart]:
+  """The :class:`~glocal_jax.optim.EpochStart` that :func:`start_arrays`
+  stored, shaped like ``tree`` (the phase's parameters); None when the
+  checkpoint has none (older, or written at no epoch's end)."""
+  if "next_value" not in arrays:
+    return None
+  leaves, treedef = jax.tree.flatten(tree)
+  grads = [arrays.get(f"next_grad/{i}") for i in range(len(leaves))]
+  if any(g is None or g.shape != np.shape(x) for g, x in zip(grads, leaves)):
+    return None
+  value = np.asarray(arrays["next_value"], np.float32)
+  scale = np.broadcast_to(np.asarray(
+      0.0 if step_scale is None else step_scale, np.float32), value.shape)
+  return optim.EpochStart(value, jax.tree.unflatten(
+      treedef, [jnp.asarray(g) for g in grads]), np.False_, scale)
+
+
 def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
                 data_print: dict, log: Callable[[str], None] = print
                 ) -> Optional[checkpoint.Checkpoint]:
@@ -501,7 +529,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
   data_print = fingerprint(data)
   params, key, start, history = None, jax.random.PRNGKey(seed), (
       "pretrain", 0), []
-  step_scale = None
+  step_scale = epoch_start = None
   seconds_before = 0.0
   if resume:
     if not checkpoint_dir:
@@ -511,8 +539,11 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
       params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
       seconds_before = ckpt.meta["seconds"]
       start = (ckpt.meta["phase"], ckpt.meta["epoch"])
-      # The curvature scale the next epoch of the phase starts from.
+      # The curvature scale the next epoch of the phase starts from, and
+      # (checkpoints since it was kept) its loss and gradient.
       step_scale = history[-1].get("step_scale") if history else None
+      epoch_start = start_from_arrays(ckpt.arrays, training.phase_tree(
+          start[0], params), step_scale)
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   arrays = checkpoint_arrays(data) if checkpoint_dir else None
   ratio = flop_ratio(config, train_data)
@@ -531,7 +562,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
               "cold_fallback": cold_fallback, "phase": record.phase,
               "epoch": record.epoch, "history": history,
               "seconds": seconds_before + time.perf_counter() - tic}
-      writer.save(checkpoint_dir, params, key, meta, arrays=arrays)
+      writer.save(checkpoint_dir, params, key, meta,
+                  arrays={**arrays, **start_arrays(record.next_start)})
       valid = [h["metrics"]["valid_rmse"] for h in history
                if "valid_rmse" in h["metrics"]]
       if valid and valid[-1] <= min(valid):
@@ -545,7 +577,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
   with checkpoint.Writer() as writer:
     training.train(config, train_data, key, params=params, start=start,
                    callback=callback, epoch_fns=epoch_fns,
-                   max_epochs=stop_after, step_scale=step_scale)
+                   max_epochs=stop_after, step_scale=step_scale,
+                   epoch_start=epoch_start)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   summary = summarise(history)
   means = mean_predictor_rmse(data)

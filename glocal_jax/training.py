@@ -52,6 +52,9 @@ class EpochRecord:
       next epoch of the phase starts from; a checkpoint keeps it, so that a
       resumed run steps as an uninterrupted one.
     metrics: whatever the callback returned (e.g. test RMSE).
+    next_start: the :class:`~glocal_jax.optim.EpochStart` of the phase's
+      next epoch (not in :meth:`to_dict`); ``train(..., epoch_start=)``
+      takes it back.
   """
   phase: str
   epoch: int
@@ -62,9 +65,16 @@ class EpochRecord:
   compile_seconds: float = 0.0
   step_scale: float | list[float] = 0.0
   metrics: dict = dataclasses.field(default_factory=dict)
+  # Where the next epoch of the phase starts (the loss and gradient at the
+  # returned parameters): a checkpoint that keeps it resumes exactly.
+  next_start: Optional[EpochStart] = dataclasses.field(
+      default=None, repr=False, compare=False)
 
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    """The JSON-able fields (all but ``next_start``)."""
+    return {f.name: (dict(getattr(self, f.name)) if f.name == "metrics"
+                     else getattr(self, f.name))
+            for f in dataclasses.fields(self) if f.name != "next_start"}
 
 
 Callback = Callable[[EpochRecord, model.Params], Optional[dict]]
@@ -266,6 +276,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           epoch_fns: Optional[dict[str, EpochFn]] = None,
           max_epochs: Optional[int] = None,
           step_scale: Any = None,
+          epoch_start: Optional[EpochStart] = None,
           hyper: Optional[dict[str, jax.Array]] = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
@@ -293,6 +304,12 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       ``step_scale`` of its last :class:`EpochRecord` (per seed), for the
       next epoch's first step (``config.first_step``); None: unknown, the
       first step has unit length.
+    epoch_start: when ``start`` is in the middle of a phase, the
+      :attr:`EpochRecord.next_start` of its last epoch (e.g. from a
+      checkpoint): the next epoch then starts exactly as it would have in
+      an uninterrupted run (``step_scale`` alone gives the same first step
+      but evaluates the loss and gradient afresh, which can differ in the
+      last bits from those of the line search). Supersedes ``step_scale``.
     hyper: the scalar hyper-parameters as arrays (:func:`hyper_of`), for
       epochs made with ``make_epoch_fns(..., hyper_axis=True)``: one entry
       per stacked model, each trained with its own; ``config``'s values of
@@ -344,9 +361,10 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   try:
     for phase, epoch in planned:
       fn = epoch_fns[phase]
-      tree = _phase_tree(phase, params)
+      tree = phase_tree(phase, params)
       if known is None and phase == start[0] and start[1] > 0:
-        begin = EpochStart.unknown(np.zeros(seeds), tree, step_scale)
+        begin = (epoch_start if epoch_start is not None else
+                 EpochStart.unknown(np.zeros(seeds), tree, step_scale))
       elif known is not None and known[0] == phase:
         begin = known[1]
       else:
@@ -357,7 +375,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       # on a background thread while the first phase runs (docs/optimizer.md).
       if not history:
         for later_phase in later:
-          later_tree = _phase_tree(later_phase, params)
+          later_tree = phase_tree(later_phase, params)
           epoch_fns[later_phase].compile_ahead(
               ahead, later_tree, given,
               EpochStart.unknown(np.zeros(seeds), later_tree))
@@ -376,7 +394,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
                            np.asarray(stats.evaluations).tolist(),
                            np.asarray(stats.iterations).tolist(),
                            time.perf_counter() - tic, compile_seconds,
-                           np.asarray(stats.step_scale).tolist())
+                           np.asarray(stats.step_scale).tolist(),
+                           next_start=known[1])
       if callback is not None:
         record.metrics = callback(record, params) or {}
       history.append(record)
@@ -385,7 +404,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   return TrainResult(params, history)
 
 
-def _phase_tree(phase: str, params: model.Params) -> Any:
+def phase_tree(phase: str, params: model.Params) -> Any:
   """The parameters that ``phase``'s epochs optimise."""
   return params["autoencoder"] if phase == "pretrain" else params
 

@@ -142,8 +142,9 @@ def test_any_file_with_test_file_columns_and_scale(tmp_path):
                                  str(tmp_path / "test.tsv"),
                                  columns=(0, 2, 3))
   assert data.scale == gdata.RatingScale(1.0, 5.0, 0.5)
-  np.testing.assert_array_equal(data.user_ids, [5, 6])
-  np.testing.assert_array_equal(data.item_ids, [10, 11, 12])
+  # Ids are text unless numbers are asked for (ids="numbers").
+  np.testing.assert_array_equal(data.user_ids, [b"5", b"6"])
+  np.testing.assert_array_equal(data.item_ids, [b"10", b"11", b"12"])
   assert data.train.count() == 3 and data.test.count() == 2
   assert any("0 test rating(s) by 0 user(s) and 1 rating(s) of 1 item(s) "
              "without a training rating are evaluated" in n
@@ -167,7 +168,7 @@ def test_cold_users_are_dropped_or_kept_and_counted(tmp_path):
 
 @pytest.mark.parametrize("lines,message", [
     ([], "empty"),
-    (["u,i,r", "1,2,x"], "line 2: the field 3 must be a number, got 'x'"),
+    (["u,i,r", "1,2,x"], "line 2: field 3 (a rating) must be a number, got 'x'"),
     (["1,2,3", "1,2"], "line 2: expected 3 fields"),
     (["1,2,3", "1,5,9", "4,2,5", "4,5,6"], None),  # the scale from the data
 ])
@@ -229,7 +230,7 @@ def test_encoding_id_overflow_and_bom(tmp_path):
                                      b"1,2,3\n2,2,4\n")
   data = gdata.load_ratings_file(str(tmp_path / "bom.csv"), test_fraction=0.5,
                                  cold_users="keep")
-  np.testing.assert_array_equal(data.user_ids, [1, 2])
+  np.testing.assert_array_equal(data.user_ids, [b"1", b"2"])
 
 
 def test_cache_follows_the_file_and_never_lands_beside_it(tmp_path,

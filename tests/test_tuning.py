@@ -113,7 +113,8 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
   bad = subprocess.run(
       [sys.executable, os.path.join(ROOT, "experiments/train.py"),
        *flags[:4], f"--config_json={tmp_path / 'missing.json'}",
-       f"--output_dir={run}"], capture_output=True, text=True, cwd=ROOT)
+       f"--output_dir={tmp_path / 'other'}"], capture_output=True, text=True,
+      cwd=ROOT)
   assert bad.returncode == 2 and "not a config file" in bad.stderr
 
 

@@ -47,7 +47,8 @@ from glocal_jax.data.titles import read_titles, with_titles
 from glocal_jax.data.container import (HALF_STARS, MODEL_SCALE, STARS,
                                        DataFormatError, MissingDataError,
                                        RatingData, RatingScale)
-from glocal_jax.data.loaders import (COLD_USERS, DATASETS, FOLDS, OVERLAPS,
+from glocal_jax.data.loaders import (COLD_USERS, DATASETS, FOLDS, IDS,
+                                     OVERLAPS,
                                      load_dataset, load_douban, load_flixster,
                                      load_ml_100k, load_ml_10m, load_ml_1m,
                                      load_ml_20m, load_ml_25m, load_monti,

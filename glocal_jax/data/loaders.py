@@ -285,6 +285,7 @@ def load_yahoo_music(data_dir: Optional[str] = None, download: bool = False,
 
 COLD_USERS = ("drop", "keep")
 OVERLAPS = ("error", "drop")
+IDS = ("text", "numbers")
 
 
 def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
@@ -294,7 +295,8 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
                       columns: Sequence[int] = (0, 1, 2),
                       scale: Optional[RatingScale] = None,
                       duplicates: str = "error", cold_users: str = "keep",
-                      overlap: str = "error", name: str = "file",
+                      overlap: str = "error", ids: str = "text",
+                      name: str = "file",
                       cache_dir: Optional[str] = None) -> RatingData:
   """Any ratings file: ``user, item, rating`` columns, ids of any kind.
 
@@ -319,12 +321,18 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
       item's training mean) or ``"drop"`` (counted in the notes). Test items
       with no training rating are always kept (predicted by the user's
       training mean).
+    ids: ``"text"`` (the default: ids are text, whatever they look like, so
+      ``007`` and ``7`` are two users) or ``"numbers"`` (every id must be a
+      non-negative integer, and ``007`` is ``7``). The rows and columns of
+      the matrix follow the ids' sorted order, which the 3x3 global
+      convolution sees (neighbouring items and users): ``"numbers"`` sorts
+      numerically, as the MovieLens loaders do.
     name: the data set's name in results.
     cache_dir: the parsed-array cache (:func:`read_ratings`).
 
   Returns:
     :class:`RatingData` whose ``user_ids``/``item_ids`` are the file's ids
-    (int64 when all ids are integers, else bytes), in sorted order.
+    (bytes, or int64 with ``ids="numbers"``), in sorted order.
 
   Raises:
     MissingDataError: a file does not exist.
@@ -338,11 +346,24 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
                      f"{cold_users!r}.")
   if overlap not in OVERLAPS:
     raise ValueError(f"overlap must be one of {OVERLAPS}, got {overlap!r}.")
-  read = lambda path: read_ratings(path, columns=columns, delimiter=delimiter,
-                                   header=header, cache_dir=cache_dir)
+  if ids not in IDS:
+    raise ValueError(f"ids must be one of {IDS}, got {ids!r}.")
+  kind = "text" if ids == "text" else "int"
+  read = lambda path: read_ratings(path, columns=columns,
+                                   kinds=(kind, kind, "number"),
+                                   delimiter=delimiter, header=header,
+                                   cache_dir=cache_dir)
   train = read(train_file)
   test = read(test_file) if test_file else None
   if scale is None:
+    for raw in (train, test):
+      bad = np.flatnonzero(raw.values <= 0) if raw is not None else []
+      if len(bad):
+        raise DataFormatError(
+            f"{raw.path}, line {raw.lines[bad[0]]}: rating "
+            f"{raw.values[bad[0]]:g} (field {columns[2] + 1}): ratings must "
+            "be positive (0 means 'not rated'). Is the rating in another "
+            "field (--columns=USER,ITEM,RATING)?")
     scale = scale_of(train.values if test is None else
                       np.concatenate([train.values, test.values]))
     if scale.low == scale.high:

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 DELIMITERS: tuple[str, ...] = ("::", "\t", ",", ";", " ")
-_NL, _CR, _SPACE, _TAB = 10, 13, 32, 9
+_NL, _CR, _SPACE, _TAB, _QUOTE = 10, 13, 32, 9, 34
 MAX_DIGITS = 18  # every 18-digit integer fits int64
 
 
@@ -60,7 +60,8 @@ def _line_text(buf: np.ndarray, start: int, end: int) -> str:
 
 def _split_lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                            np.ndarray]:
-  """Starts, ends (CR stripped) and 1-based numbers of the non-empty lines."""
+  """Starts, ends (CR stripped) and 1-based numbers of the lines that are
+  not blank (empty, or spaces and tabs only)."""
   if buf.size == 0:
     empty = np.zeros(0, np.int64)
     return empty, empty, empty
@@ -69,7 +70,10 @@ def _split_lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray,
   ends = np.concatenate([newlines, [buf.size]])
   has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR)
   ends = ends - has_cr
-  keep = ends > starts
+  # A line of nothing but spaces and tabs is blank too.
+  filled = np.concatenate([[0], np.cumsum((buf != _SPACE) & (buf != _TAB)
+                                          & (buf != _CR))])
+  keep = filled[ends] > filled[starts]
   numbers = np.flatnonzero(keep) + 1
   return starts[keep], ends[keep], numbers
 
@@ -78,8 +82,13 @@ def _read_lines(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                     np.ndarray]:
   """The file's bytes and :func:`_split_lines` of them; an empty file or
   one of blank lines is an error."""
-  with open(path, "rb") as f:
-    data = _check_encoding(f.read(), path)
+  try:
+    with open(path, "rb") as f:
+      data = _check_encoding(f.read(), path)
+  except IsADirectoryError:
+    raise ParseError(f"{path} is a folder, not a ratings file.") from None
+  except OSError as e:
+    raise ParseError(f"{path}: cannot read it ({e.strerror or e}).") from None
   buf = np.frombuffer(data, np.uint8)
   starts, ends, numbers = _split_lines(buf)
   if starts.size == 0:
@@ -124,7 +133,13 @@ def _fields(buf, starts, ends, numbers, delimiter, path, shape=None):
   index = first[:, None] + np.arange(k - 1)
   field_starts = np.concatenate([starts[:, None], end[index]], axis=1)
   field_ends = np.concatenate([begin[index], ends[:, None]], axis=1)
-  return field_starts, field_ends
+  # A field in double quotes ("u1","tt01","4.5") is read without them (a
+  # quoted field holding the delimiter is not supported: the count above
+  # refuses its line).
+  quoted = ((field_ends - field_starts >= 2)
+            & (buf[np.minimum(field_starts, buf.size - 1)] == _QUOTE)
+            & (buf[np.maximum(field_ends - 1, 0)] == _QUOTE))
+  return field_starts + quoted, field_ends - quoted
 
 
 CHUNK = 1 << 20  # fields per vectorised step: bounds the (N, width) arrays
@@ -182,7 +197,9 @@ def _string_block(buf, starts, ends, width):
 
 
 def _numbers(buf, starts, ends, numbers, path, what) -> np.ndarray:
-  """Non-negative decimals (``5``, ``4.5``, ``3.``, ``.5``) as float64."""
+  """Decimals as float64: vectorised for the plain ones (``5``, ``4.5``,
+  ``3.``, ``.5``), by ``float`` for the others (``-2``, ``4e0``); a field
+  that is no finite number is an error naming its line."""
   begin = np.flatnonzero(buf[:int(np.max(ends, initial=0))] == ord("."))
   first = np.searchsorted(begin, starts)
   dots = np.searchsorted(begin, ends) - first
@@ -193,20 +210,31 @@ def _numbers(buf, starts, ends, numbers, path, what) -> np.ndarray:
   ok = (dots <= 1) & (ends > starts) & (ends - starts > dots)
   whole_ok = _is_digits(buf, starts, dot) | (dot == starts)
   frac_ok = _is_digits(buf, dot + 1, ends) | (dot + 1 >= ends)
-  bad = np.flatnonzero(~(ok & whole_ok & frac_ok))
-  if bad.size:
-    i = bad[0]
-    raise ParseError(
-        f"{path}, line {numbers[i]}: the {what} must be a number, got "
-        f"{_line_text(buf, starts[i], ends[i])!r}")
-  if np.max(dot - starts, initial=0) > MAX_DIGITS:
-    raise ParseError(f"{path}: a {what} has more than {MAX_DIGITS} digits.")
-  whole = np.where(dot > starts, _integers(buf, starts, np.maximum(
-      dot, starts)), 0).astype(np.float64)
-  frac_len = np.maximum(ends - dot - 1, 0)
-  frac = np.where(frac_len > 0, _integers(buf, np.minimum(dot + 1, ends),
-                                          ends), 0)
-  return whole + frac / 10.0 ** frac_len
+  bad = np.flatnonzero(~(ok & whole_ok & frac_ok)
+                       | (dot - starts > MAX_DIGITS))
+  safe_starts, safe_dot, safe_ends = starts.copy(), dot.copy(), ends.copy()
+  safe_starts[bad] = safe_dot[bad] = safe_ends[bad] = 0
+  whole = np.where(safe_dot > safe_starts, _integers(
+      buf, safe_starts, np.maximum(safe_dot, safe_starts)), 0).astype(
+          np.float64)
+  frac_len = np.maximum(safe_ends - safe_dot - 1, 0)
+  frac = np.where(frac_len > 0, _integers(buf, np.minimum(
+      safe_dot + 1, safe_ends), safe_ends), 0)
+  values = whole + frac / 10.0 ** frac_len
+  # What the fast path does not read (a sign, an exponent: -2, 4e0, 1e30)
+  # is read by Python's float; the checks of the ratings' range follow.
+  for i in bad:
+    text = _line_text(buf, starts[i], ends[i])
+    try:
+      value = float(text)
+    except ValueError:
+      value = float("nan")
+    if not np.isfinite(value):
+      raise ParseError(
+          f"{path}, line {numbers[i]}: {what} must be a number, got "
+          f"{text!r}")
+    values[i] = value
+  return values
 
 
 def detect_delimiter(line: bytes, fields: int = 3) -> str:
@@ -221,7 +249,7 @@ def detect_delimiter(line: bytes, fields: int = 3) -> str:
                    f"{fields} fields")
 
 
-KINDS = ("id", "int", "number")
+KINDS = ("id", "int", "number", "text")
 
 
 def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
@@ -235,11 +263,12 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
     columns: 0-based field numbers to read (e.g. user, item, rating).
     kinds: per column, ``"number"`` (a non-negative decimal, float64: the
       rating), ``"int"`` (an integer of at most 18 digits, int64) or
-      ``"id"`` (int64 when every value is such an integer, else bytes).
+      ``"id"`` (int64 when every value is such an integer, else bytes) or
+      ``"text"`` (bytes, whatever the values: ``007`` and ``7`` differ).
     delimiter: one of :data:`DELIMITERS` (``" "``: runs of spaces and
       tabs); None detects it from the first line.
     header: whether the first line names the columns; None: it does when
-      a numeric column of it is not a number.
+      its rating field is not a number and no id field is an integer.
 
   Returns:
     :class:`Table`.
@@ -262,14 +291,20 @@ def read_table(path: str, columns: Sequence[int] = (0, 1, 2), *,
         f"lines have {field_starts.shape[1]} fields separated by "
         f"{delimiter!r}: {first_line[:200].decode('utf-8', 'replace')!r}")
   if header is None:
+    # A header names the columns: its rating field is no number, and none
+    # of its id fields is an integer (``1,5,n/a`` is a bad first rating,
+    # not a header, and is reported as one).
     header = False
     for c, kind in zip(columns, kinds):
       if kind == "number":
         try:
           _numbers(buf[:ends[0]], field_starts[:1, c], field_ends[:1, c],
-                   numbers[:1], path, "value")
+                   numbers[:1], path, "the value")
         except ParseError:
           header = True
+    header = header and not any(
+        _is_digits(buf, field_starts[:1, c], field_ends[:1, c])[0]
+        for c, kind in zip(columns, kinds) if kind != "number")
   shape = (field_starts.shape[1], numbers[0])
   if header:
     starts, ends, numbers = starts[1:], ends[1:], numbers[1:]
@@ -331,13 +366,17 @@ def _read_block(buf, starts, ends, numbers, delimiter, path, shape, columns,
   for j, (c, kind) in enumerate(zip(columns, kinds)):
     s, e = field_starts[:, c], field_ends[:, c]
     if kind == "number":
-      out.columns.append(_numbers(buf, s, e, numbers, path, f"field {c + 1}"))
+      out.columns.append(_numbers(buf, s, e, numbers, path,
+                                  f"field {c + 1} (a rating)"))
       continue
     empty = np.flatnonzero(e <= s)
     if empty.size:
       i = empty[0]
       raise ParseError(f"{path}, line {numbers[i]}: field {c + 1} (an id) is "
                        "empty.")
+    if kind == "text":
+      out.columns.append(_strings(buf, s, e))
+      continue
     digits = _is_digits(buf, s, e)
     if kind == "int" and not np.all(digits):
       i = int(np.argmin(digits))
@@ -396,5 +435,5 @@ def read_netflix(path: str, with_ratings: bool = True) -> Table:
   columns = [_integers(buf, field_starts[:, 0], field_ends[:, 0]), movie]
   if with_ratings:
     columns.append(_numbers(buf, field_starts[:, 1], field_ends[:, 1],
-                            numbers, path, "rating"))
+                            numbers, path, "the rating"))
   return Table(columns, numbers, ",", False)

@@ -118,6 +118,8 @@ def read_ratings(path: str, *, columns: Sequence[int] = (0, 1, 2),
     MissingDataError: no such file.
     DataFormatError: naming the file and line.
   """
+  if os.path.isdir(path):
+    raise MissingDataError(f"{path} is a folder, not a ratings file.")
   if not os.path.isfile(path):
     raise MissingDataError(f"{path} does not exist.")
 
