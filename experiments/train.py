@@ -87,23 +87,25 @@ def check_existing(output_dir: str, ckpt_dir: str | None) -> None:
 def result_table(result: dict) -> list[str]:
   """The end of a run in a few lines: the honest protocol first when there
   is a validation split, then the paper's and the last epoch."""
+  valid = {(h["phase"], h["epoch"]): h["metrics"].get("valid_rmse")
+           for h in result["history"]}
   rows = []
   if "selected" in result:
     s = result["selected"]
-    rows.append(("selected on validation", f"{s['phase']} {s['epoch']}",
-                 s["rmse"], s["mae"], s["ndcg"]))
-  if "best" in result:
+    rows.append(("selected on validation", (s["phase"], s["epoch"]), s))
+  if "best" in result and result["best"]["rmse"] is not None:
     b, phase = result["best"], result["phase"]
-    rows.append(("best on test (paper)", f"{phase} {b['rmse_epoch']}",
-                 b["rmse"], b["mae"], b["ndcg"]))
+    rows.append(("best on test (paper)", (phase, b["rmse_epoch"]), b))
+  if "final" in result:
     f = result["final"]
-    rows.append(("last epoch", f"{phase} {f['epoch']}", f["rmse"], f["mae"],
-                 f["ndcg"]))
+    rows.append(("last epoch", (result["phase"], f["epoch"]), f))
   show = lambda v: "n/a" if v is None or v != v else f"{v:.4f}"
-  lines = [f"{'test metrics':24s} {'epoch':13s} {'RMSE':>7s} {'MAE':>7s} "
-           f"{'NDCG':>7s}"]
-  lines += [f"{name:24s} {epoch:13s} {show(r):>7s} {show(m):>7s} "
-            f"{show(n):>7s}" for name, epoch, r, m, n in rows]
+  lines = [f"{'':24s} {'epoch':13s} {'test RMSE':>9s} {'MAE':>7s} "
+           f"{'NDCG':>7s} {'valid RMSE':>10s}"]
+  lines += [f"{name:24s} {at[0] + ' ' + str(at[1]):13s} "
+            f"{show(m['rmse']):>9s} {show(m['mae']):>7s} "
+            f"{show(m['ndcg']):>7s} {show(valid.get(at)):>10s}"
+            for name, at, m in rows]
   return lines
 
 
@@ -204,8 +206,17 @@ def run():
   result.update(validation_fraction=FLAGS.validation_fraction,
                 data_notes=list(data.notes), provenance=provenance())
   path = os.path.join(FLAGS.output_dir, "metrics.json")
-  for where, value in write_json(path, result).items():
-    print(f"warning: {where} was {value}; written as null")
+  nulls = write_json(path, result)
+  if data.test.count() == 0:
+    print("no test ratings (--test_fraction=0): every test metric is "
+          "undefined (null in metrics.json); the epoch is selected on "
+          "validation" if data.valid is not None else "no test ratings "
+          "(--test_fraction=0) and no validation split: nothing is "
+          "evaluated; --validation_fraction selects an epoch")
+  elif nulls:
+    shown = ", ".join(f"{k} ({v})" for k, v in list(nulls.items())[:3])
+    print(f"warning: {len(nulls)} value(s) written as null: {shown}"
+          + (", ..." if len(nulls) > 3 else ""))
   curves = write_curves(FLAGS.output_dir, result["history"])
   print("\n".join(result_table(result)))
   print(f"{result['seconds']:.1f}s ({result['train_seconds']:.1f}s training, "

@@ -255,7 +255,11 @@ def diagnose(summary: dict, history: list[dict], means: dict,
   for what, phase, epoch in sorted(checked):
     entry = next(h for h in history
                  if (h["phase"], h["epoch"]) == (phase, epoch))
+    # On the test ratings, or the validation ones where there are no test
+    # ratings (a run on every rating); NaN, and no finding, with neither.
     spread = entry["metrics"].get("test_spread")
+    if spread is None or spread != spread:
+      spread = entry["metrics"].get("valid_spread")
     if spread is not None and spread < COLLAPSE_SPREAD * (
         scale.high - scale.low):
       found.append(

@@ -120,15 +120,18 @@ def item_spread(predictions: jax.Array, targets: Ratings) -> jax.Array:
 
   0 when a model predicts one value per user whatever the item (a
   collapsed autoencoder whose hidden code no longer depends on its input,
-  which ranks every user's items alike). Padding entries are ignored.
+  which ranks every user's items alike). Padding entries are ignored; NaN
+  when ``targets`` has no rating.
   """
   mask = targets.mask
   n_users = targets.shape[1]
   count = jnp.zeros(n_users).at[targets.users].add(mask)
   total = jnp.zeros(n_users).at[targets.users].add(mask * predictions)
   mean = (total / jnp.maximum(count, 1.0))[targets.users]
-  return jnp.sqrt(jnp.sum(mask * jnp.square(predictions - mean))
-                  / jnp.maximum(jnp.sum(mask), 1.0))
+  total_mask = jnp.sum(mask)
+  spread = jnp.sqrt(jnp.sum(mask * jnp.square(predictions - mean))
+                    / jnp.maximum(total_mask, 1.0))
+  return jnp.where(total_mask > 0, spread, jnp.nan)
 
 
 @jax.jit

@@ -184,7 +184,8 @@ def test_a_held_or_finished_output_folder_is_refused(tmp_path):
   assert "Unable to initialize backend" not in first.stderr
   assert "model: item-based autoencoder 20 -> 8 -> 20 on 30 rows" in (
       first.stdout)
-  table = first.stdout[first.stdout.index("test metrics"):].splitlines()
+  table = first.stdout[first.stdout.index("epoch         test RMSE") - 25:
+                       ].splitlines()
   assert table[1].startswith("best on test (paper)")
   assert table[2].startswith("last epoch") and "finetune 2" in table[2]
   with open(out / "history.csv") as f:
@@ -204,3 +205,31 @@ def test_a_held_or_finished_output_folder_is_refused(tmp_path):
 def test_sweeps_refuse_a_file_with_a_pointer_to_train(tmp_path):
   proc = run_script("table1.py", "--datasets=file", f"--output_dir={tmp_path}")
   assert_clear_failure(proc, "experiments/train.py --dataset=file")
+
+
+def test_training_on_every_rating_selects_on_validation_and_recommends(
+    tmp_path):
+  """--test_fraction=0: no test set; the run trains to the end, its test
+  metrics are null, the epoch is selected on validation, and recommend.py
+  uses that epoch."""
+  rng = np.random.default_rng(0)
+  path = tmp_path / "all.csv"
+  path.write_text("user,item,rating\n" + "".join(
+      f"u{u},i{i},{rng.integers(1, 6)}\n" for u in range(30)
+      for i in range(20) if rng.random() < 0.4))
+  out = tmp_path / "run"
+  run = run_script("train.py", "--dataset=file", f"--train_file={path}",
+                   "--test_fraction=0", "--validation_fraction=0.2",
+                   *TINY[4:], f"--output_dir={out}")
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert "no test ratings (--test_fraction=0)" in run.stdout
+  metrics = json.load(open(out / "metrics.json"))
+  assert metrics["data"]["test_ratings"] == 0
+  assert metrics["final"]["rmse"] is None
+  assert metrics["selected"]["valid_rmse"] > 0
+  assert metrics["complete"]
+  rec = run_script("recommend.py", f"--checkpoint_dir={out}", "--user=u3",
+                   "--k=3")
+  assert rec.returncode == 0, rec.stderr[-2000:]
+  epoch = f"{metrics['selected']['phase']} epoch {metrics['selected']['epoch']}"
+  assert f"(model after {epoch})" in rec.stdout

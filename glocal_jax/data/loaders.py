@@ -305,7 +305,9 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
     test_file: held-out ratings; None splits ``train_file`` by
       ``test_fraction`` with the reference's seeded shuffle
       (:func:`load_ml_1m`).
-    test_fraction, seed: the split when there is no ``test_file``.
+    test_fraction, seed: the split when there is no ``test_file``; 0 trains
+      on every rating (the test set is empty: metrics are undefined, and a
+      validation split, :func:`split_validation`, selects the epoch).
     delimiter: one of ``"::"``, tab, ``","``, ``";"``, ``" "`` (runs of
       spaces); None detects it.
     header: whether the first line names the columns; None detects it.
@@ -381,15 +383,17 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
     if overlap == "drop":
       test, more = _drop_overlap(train, test)
       notes += more
-  if test.values.size == 0 or train.values.size == 0:
+  all_train = test_file is None and test_fraction == 0
+  if train.values.size == 0 or (test.values.size == 0 and not all_train):
     raise DataFormatError(
         f"{train_file}: {test.values.size} test and {train.values.size} "
-        "training ratings; both are needed.")
+        "training ratings; both are needed (test_fraction=0 trains on every "
+        "rating, with no test set).")
   _, (train_users, test_users) = map_ids([train.users, test.users])
   _, (train_items, test_items) = map_ids([train.items, test.items])
   warm_user = np.isin(test_users, train_users)
   warm_item = np.isin(test_items, train_items)
-  if not (np.any(warm_user) or np.any(warm_item)):
+  if test.values.size and not (np.any(warm_user) or np.any(warm_item)):
     what = (f"{test.path}" if test_file else
             f"the test split of {train.path}")
     raise DataFormatError(

@@ -19,9 +19,10 @@ def seeded_split(raw: RawRatings, test_fraction: float, seed: int
   """The reference's split: rows shuffled by NumPy's legacy RNG seeded with
   ``seed`` (``np.random.seed(seed); np.random.shuffle(...)``, without
   touching the global RNG); the first ``int(test_fraction * N)`` shuffled
-  rows are test, the rest train."""
-  if not 0.0 < test_fraction < 1.0:
-    raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+  rows are test, the rest train (``test_fraction=0``: every row is train,
+  the test set is empty)."""
+  if not 0.0 <= test_fraction < 1.0:
+    raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
   order = np.arange(raw.values.size)
   np.random.RandomState(seed).shuffle(order)
   n_test = int(test_fraction * raw.values.size)
