@@ -50,8 +50,9 @@ import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
 from reporting import write_json
-from glocal_jax import experiment, flops, optim, representations, sharding
+from glocal_jax import experiment, flops, optim, sharding
 from glocal_jax import training
+from glocal_jax.plan import REPRESENTATIONS, parse_representation
 
 cli.define_data_flags()
 cli.define_model_flags()
@@ -62,7 +63,7 @@ flags.DEFINE_enum("mode", "schedule", ["schedule", "evaluation"],
 flags.DEFINE_list("drivers", [gj.GLocalKConfig.optimizer],
                   "Driver specs to compare (schedule mode).")
 flags.DEFINE_list("representations", ["auto"],
-                  f"Of {list(representations.REPRESENTATIONS)}, or per "
+                  f"Of {list(REPRESENTATIONS)}, or per "
                   "product, e.g. input=sparse:conv=dense:output=sparse.")
 flags.DEFINE_integer("repeats", 5, "Timed evaluations per phase "
                      "(evaluation mode; the median is reported).")
@@ -307,7 +308,7 @@ def main(argv):
     cli.fail(f"--repeats must be positive, got {FLAGS.repeats}")
   for r in FLAGS.representations:
     try:
-      representations.parse_representation(r)
+      parse_representation(r)
     except ValueError as e:
       cli.fail(str(e))
   for spec in FLAGS.drivers:

@@ -121,11 +121,11 @@ def define_model_flags() -> None:
                       "JAX's persistent compilation cache: compiled programs "
                       "are kept here and reused by later runs ('none' turns "
                       "it off).")
-  flags.DEFINE_integer("devices", None, "Devices to use (default: all JAX "
-                       "sees; 1: one device). train.py and benchmark.py "
-                       "split the items over them; the table and figure "
-                       "scripts, and benchmark.py with --seeds > 1, spread "
-                       "the seeds over them.")
+  flags.DEFINE_integer("devices", None, "Devices to use, over all processes "
+                       "(default: all JAX sees; 1: one device). train.py and "
+                       "benchmark.py split the items over them; the table "
+                       "and figure scripts, and benchmark.py with --seeds > "
+                       "1, spread the seeds over them.")
   flags.DEFINE_integer("block_size", 0, "Items per block of blocked "
                        "products (0: from the device's memory).")
   flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
@@ -338,10 +338,67 @@ def split_options(dataset: str) -> dict:
   return {}
 
 
+def define_distributed_flags() -> None:
+  """The flags of a run over several processes (train.py)."""
+  flags.DEFINE_string("coordinator_address", None, "Several processes "
+                      "(jax.distributed): HOST:PORT of process 0's "
+                      "coordinator; with --num_processes and --process_id. "
+                      "Absent: one process.")
+  flags.DEFINE_integer("num_processes", None, "Several processes: how many.",
+                       lower_bound=1)
+  flags.DEFINE_integer("process_id", None, "Several processes: this one's "
+                       "index, 0 .. --num_processes - 1 (0 writes the "
+                       "results and checkpoints).", lower_bound=0)
+  flags.DEFINE_integer("distributed_timeout", 60, "Several processes: "
+                       "seconds without a heartbeat from a process (or the "
+                       "coordinator) before the others stop with an error, "
+                       "and to wait for all to join.", lower_bound=5)
+
+
+def init_distributed() -> None:
+  """Joins the processes of ``--coordinator_address`` (``jax.distributed``;
+  collectives over gloo on the CPU) before anything touches a device, or
+  does nothing for one process. Exits with a message on incomplete flags."""
+  given = [FLAGS.coordinator_address is not None,
+           FLAGS.num_processes is not None, FLAGS.process_id is not None]
+  if not any(given):
+    return
+  if not all(given):
+    fail("several processes need all of --coordinator_address, "
+         "--num_processes and --process_id")
+  if FLAGS.process_id >= FLAGS.num_processes:
+    fail(f"--process_id must be in [0, {FLAGS.num_processes}), got "
+         f"{FLAGS.process_id}")
+  if FLAGS.num_processes == 1:
+    return
+  # The CPU's collectives across processes (JAX's default there is none);
+  # accelerators use their own (NCCL), whatever this says.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(
+        coordinator_address=FLAGS.coordinator_address,
+        num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
+        initialization_timeout=FLAGS.distributed_timeout,
+        heartbeat_timeout_seconds=FLAGS.distributed_timeout)
+  except Exception as e:  # pylint: disable=broad-except
+    fail(f"process {FLAGS.process_id} could not join the "
+         f"{FLAGS.num_processes} processes at {FLAGS.coordinator_address} "
+         f"within {FLAGS.distributed_timeout}s: {e}")
+
+
+def is_writer() -> bool:
+  """Whether this process writes results (process 0, or the only one)."""
+  return jax.process_index() == 0
+
+
 def device_count() -> int:
   """``--devices``, checked against the devices JAX sees."""
   available = jax.device_count()
   count = available if FLAGS.devices is None else FLAGS.devices
+  if jax.process_count() > 1 and count != available:
+    fail(f"with {jax.process_count()} processes, --devices must be all "
+         f"{available} devices of them (each process holds a share of the "
+         f"items), got {FLAGS.devices}")
   if not 1 <= count <= available:
     fail(f"--devices must be in [1, {available}] (the devices JAX sees; set "
          "XLA_FLAGS=--xla_force_host_platform_device_count=N for N CPU "

@@ -253,11 +253,11 @@ def tune_section(out):
              rating(t["chosen"]["test"]["rmse"]),
              t["chosen"]["test"]["ratings"],
              best_mean(t.get("mean_predictors"), "test"),
-             round(t["seconds"])]]
+             t.get("batching", "loop"), round(t["seconds"])]]
     render(out, r, [table(
         ["dataset", "configurations", "lambda_2", "lambda_s", "dot_scale",
          "orientation", "epochs", "valid RMSE", "test RMSE", "test ratings",
-         "best mean (test)", "search s"], rows) + "\n"])
+         "best mean (test)", "batching", "search s"], rows) + "\n"])
 
 
 BENCHMARK_COLUMNS = [

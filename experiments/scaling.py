@@ -34,7 +34,8 @@ import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from provenance import provenance
 from reporting import pyplot, write_json
-from glocal_jax import representations
+from glocal_jax.plan import (choose_plan, device_memory_bytes,
+                             estimate_memory_bytes, parse_representation)
 
 # name -> (items, users, ratings) of the real data sets.
 SHAPES = {
@@ -83,15 +84,15 @@ def run_point(point: str, representation: str) -> dict:
           "ratings": ratings, "representation": representation}
   config = gj.preset(FLAGS.preset, representation=representation)
   train = round(ratings * (1 - FLAGS.test_fraction))
-  plan = representations.choose_plan(
+  plan = choose_plan(
       (items, users), train, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, representation=representation)
-  estimate = representations.estimate_memory_bytes(
+  estimate = estimate_memory_bytes(
       plan, (items, users), train, hidden=config.hidden, n_dim=config.n_dim,
       kernel_size=config.kernel_size, conv_layers=config.conv_layers,
       history_size=config.history_size)
   head.update(plan=plan.to_dict(), estimated_memory_bytes=estimate)
-  available = representations.device_memory_bytes()
+  available = device_memory_bytes()
   if estimate > available:
     print(f"-- {point} {representation}: skipped, needs about "
           f"{estimate / 2**30:.1f} GiB of {available / 2**30:.1f} GiB")
@@ -158,7 +159,7 @@ def main(argv):
     parse_point(point)
   for r in FLAGS.representations:
     try:
-      representations.parse_representation(r)
+      parse_representation(r)
     except ValueError as e:
       cli.fail(str(e))
   rows = []

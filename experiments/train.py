@@ -14,6 +14,12 @@ history.png, the training curves) and a checkpoint after every epoch
 experiments/recommend.py and glocal_jax.load_model predict. A folder that
 another run is writing into, or that holds a run, is refused (--resume,
 --overwrite).
+
+Several processes (one per host or per accelerator; on one machine for
+tests): start each with the same flags plus --coordinator_address=HOST:PORT
+--num_processes=N --process_id=I; --devices counts the devices of all of
+them. Every process reads the data; process 0 writes the results and the
+checkpoints; --resume reads them in every process (docs/scaling.md).
 """
 
 import os
@@ -36,6 +42,7 @@ from reporting import write_json
 
 cli.define_data_flags()
 cli.define_model_flags()
+cli.define_distributed_flags()
 flags.DEFINE_string("output_dir", None, "Where metrics.json (and, by "
                     "default, the checkpoint) go.")
 flags.DEFINE_integer("seed", 0, "Seed of the parameter initialisation.")
@@ -154,6 +161,11 @@ def main(argv):
   if not 0.0 <= FLAGS.validation_fraction < 1.0:
     cli.fail("--validation_fraction must be in [0, 1), got "
              f"{FLAGS.validation_fraction}")
+  cli.init_distributed()
+  check_existing(FLAGS.output_dir, checkpoint_dir())
+  if not cli.is_writer():  # process 0 writes; the others only read
+    run()
+    return
   cli.check_output_dir(FLAGS.output_dir)
   if checkpoint_dir():
     cli.check_output_dir(checkpoint_dir())
@@ -177,13 +189,14 @@ def run():
   if FLAGS.validation_fraction > 0:
     data = gdata.split_validation(data, FLAGS.validation_fraction,
                                   FLAGS.validation_seed)
-  print(f"loaded {data.summary()} in {time.perf_counter() - tic:.1f}s")
-  for note in data.notes:
-    print(f"warning: {note}")
-  print(f"model: {config.architecture(*data.shape)}")
-  print(f"config: {config}")
-  print("compiling each phase's epoch before it first runs; the epoch lines "
-        "show the compile time")
+  if cli.is_writer():
+    print(f"loaded {data.summary()} in {time.perf_counter() - tic:.1f}s")
+    for note in data.notes:
+      print(f"warning: {note}")
+    print(f"model: {config.architecture(*data.shape)}")
+    print(f"config: {config}")
+    print("compiling each phase's epoch before it first runs; the epoch "
+          "lines show the compile time")
   try:
     result = experiment.fit(config, data, FLAGS.seed,
                             checkpoint_dir=checkpoint_dir(),
@@ -203,6 +216,8 @@ def run():
     sys.exit(130)
   except ValueError as e:
     cli.fail(str(e))
+  if not cli.is_writer():
+    return
   result.update(validation_fraction=FLAGS.validation_fraction,
                 data_notes=list(data.notes), provenance=provenance())
   path = os.path.join(FLAGS.output_dir, "metrics.json")

@@ -56,7 +56,8 @@ from glocal_jax.optim import (EpochStart, EpochStats, jaxopt_lbfgsb_epoch,
 from glocal_jax.ratings import Ratings, from_dense, from_triplets
 from glocal_jax.recommend import top_k_unrated
 from glocal_jax.trained import TrainedModel, load_model
-from glocal_jax.representations import Plan, TrainingData
+from glocal_jax.plan import Plan
+from glocal_jax.representations import TrainingData
 from glocal_jax.training import (EpochRecord, NonFiniteError, TrainResult,
                                  make_epoch_fns, predict, prepare, train)
 

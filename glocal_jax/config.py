@@ -8,7 +8,7 @@ from typing import Callable
 from glocal_jax import kernels
 from glocal_jax.kernels import AGGREGATIONS
 from glocal_jax.optim import DRIVERS, FIRST_STEPS
-from glocal_jax.representations import parse_representation
+from glocal_jax.plan import parse_representation
 
 
 ORIENTATIONS: tuple[str, ...] = ("items", "users")

@@ -24,6 +24,7 @@ import numpy as np
 
 from glocal_jax import (baselines, checkpoint, flops, metrics, optim,
                         representations, training)
+from glocal_jax import plan as plan_lib
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import MODEL_SCALE, RatingData, RatingScale
 from glocal_jax.ratings import Ratings
@@ -326,12 +327,14 @@ def eta_seconds(history: list[dict], config: GLocalKConfig,
              for phase, _ in left)
 
 
-def flop_ratio(config: GLocalKConfig, train_data: TrainingData) -> float:
+def flop_ratio(config: GLocalKConfig, train_data: TrainingData,
+               nnz: int) -> float:
   """Fine-tuning over pre-training FLOPs per evaluation
-  (:func:`glocal_jax.flops.per_evaluation`)."""
+  (:func:`glocal_jax.flops.per_evaluation`) of ``nnz`` training ratings
+  (passed in: a process need not be able to read sharded data)."""
   support = train_data.support.sizes if train_data.support else None
   count = lambda phase: flops.per_evaluation(
-      train_data.plan, phase, train_data.shape, train_data.ratings.count(),
+      train_data.plan, phase, train_data.shape, nnz,
       config.hidden, n_dim=config.n_dim, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, aggregation=config.aggregation,
       support=support)
@@ -524,7 +527,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
                                              else None)
   tic = time.perf_counter()
   model_data = oriented(data, config)
-  train_data = training.prepare(config, model_ratings(model_data), mesh=mesh)
+  memory_bytes = plan_lib.device_memory_bytes()  # read once, recorded
+  train_data = training.prepare(config, model_ratings(model_data), mesh=mesh,
+                                memory_bytes=memory_bytes)
   prepare_seconds = time.perf_counter() - tic
   devices = 1 if mesh is None else mesh.size
   log(f"prepared the ratings as {train_data.plan.name} in "
@@ -550,7 +555,7 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
           start[0], params), step_scale)
       log(f"Resuming after {start[0]} epoch {start[1]}.")
   arrays = checkpoint_arrays(data) if checkpoint_dir else None
-  ratio = flop_ratio(config, train_data)
+  ratio = flop_ratio(config, train_data, data.train.count())
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()
@@ -591,7 +596,8 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log(f"warning: {warning}")
   return {"dataset": data.name, "seed": seed, "config": config.to_dict(),
           "device": device_info(), "devices": devices,
-          "plan": train_data.plan.to_dict(),
+          "plan": {**train_data.plan.to_dict(),
+                   "device_memory_bytes": memory_bytes},
           "data": {**data_print, **evaluated_counts(data)},
           "cold_fallback": cold_fallback, "mean_predictors": means,
           "warnings": warnings,
@@ -649,7 +655,7 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
   model_data = oriented(data, config)
   train_data = training.prepare(config, model_ratings(model_data),
                                 copies=len(seeds))
-  ratio = flop_ratio(config, train_data)
+  ratio = flop_ratio(config, train_data, data.train.count())
 
   def callback(record: training.EpochRecord, params) -> dict:
     evaluation_tic = time.perf_counter()

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from glocal_jax import kernels
-from glocal_jax.representations import Plan
+from glocal_jax.plan import Plan
 
 
 def per_evaluation(plan: Plan, phase: str, shape: tuple[int, int], nnz: int,

@@ -19,9 +19,11 @@ its own:
   independently seeded runs, each device running its share of them on the
   whole data.
 
-Multi-host: start one process per host, call ``jax.distributed.initialize()``
-in each before anything else, and pass ``devices=None`` (all devices of all
-hosts); the scripts write files from process 0 only.
+Several processes (``jax.distributed``, e.g. one per host): every process
+builds the same host arrays and places its own devices' slices
+(:func:`put_global`), so the mesh may span devices this process cannot
+address; ``experiments/train.py --coordinator_address=...`` starts them and
+writes files from process 0 only (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from glocal_jax import sparse
 from glocal_jax import ratings as rt
 from glocal_jax.optim import EpochStart
 from glocal_jax.ratings import Ratings
-from glocal_jax.representations import ITEMS, Plan, TrainingData, build
+from glocal_jax.plan import Plan
+from glocal_jax.representations import ITEMS, TrainingData, build
 
 SEEDS = "seeds"  # the mesh axis that seeds are spread over
 
@@ -124,7 +127,25 @@ def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
            for d, (lo, hi), (a, _) in zip(built, parts, spans)]
   stacked = jax.tree.map(lambda *x: np.stack(x), *built)
   stacked = dataclasses.replace(stacked, shape=(m, n), mesh=mesh)
-  return jax.device_put(stacked, NamedSharding(mesh, P(ITEMS)))
+  return put_global(stacked, NamedSharding(mesh, P(ITEMS)))
+
+
+def put_global(tree: Any, sharding: NamedSharding) -> Any:
+  """``tree``'s host arrays as global arrays of ``sharding``: each process
+  places the slices of its own devices (``jax.make_array_from_callback``),
+  so with several processes (``jax.distributed``) none needs to address
+  another's devices. Every process passes the same ``tree``."""
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding,
+                                        lambda index: x[index])
+  return jax.tree.map(put, tree)
+
+
+def replicated(tree: Any, mesh: Mesh) -> Any:
+  """``tree`` (host or device arrays, the same in every process) as global
+  arrays replicated on every device of ``mesh``."""
+  return put_global(jax.device_get(tree), NamedSharding(mesh, P()))
 
 
 def map_seeds(epoch: Callable, params: Any, data: Any,

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import model, representations, sharding
+from glocal_jax.plan import choose_plan, device_memory_bytes, estimate_memory_bytes
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.optim import EpochFn, EpochStart, lbfgsb_epoch
 from glocal_jax.ratings import Ratings
@@ -100,7 +101,8 @@ class ResourceError(ValueError):
 
 
 def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
-            mesh: Optional[jax.sharding.Mesh] = None) -> TrainingData:
+            mesh: Optional[jax.sharding.Mesh] = None,
+            memory_bytes: Optional[int] = None) -> TrainingData:
   """The training ratings in the representation ``config`` asks for.
 
   Args:
@@ -110,6 +112,11 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
     copies: models trained at once (vmapped seeds), for the memory rule.
     mesh: split the items over this mesh's devices
       (:func:`glocal_jax.sharding.device_mesh`); None: one device.
+    memory_bytes: a device's memory, for the plan (``"auto"``) and the
+      memory check; None reads it now
+      (:func:`glocal_jax.plan.device_memory_bytes`: the host's *available*
+      memory on a CPU, which changes from moment to moment; pass a value
+      to make the choice reproducible).
 
   Raises:
     ValueError: ``ratings`` are malformed (:func:`glocal_jax.ratings.check`:
@@ -126,18 +133,19 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
         "rating matrix; use an odd kernel_size of at most "
         f"{min(m, n) - 1 + min(m, n) % 2}.")
   devices = 1 if mesh is None else mesh.size
+  available = memory_bytes or device_memory_bytes()
   # The plan is chosen for one device's share of the items.
-  plan = representations.choose_plan(
+  plan = choose_plan(
       (-(-m // devices), n), -(-ratings.nnz // devices),
       kernel_size=config.kernel_size, conv_layers=config.conv_layers,
       representation=config.representation, copies=copies,
-      block_size=config.block_size, chunk_size=config.chunk_size)
-  needed = representations.estimate_memory_bytes(
+      block_size=config.block_size, chunk_size=config.chunk_size,
+      memory_bytes=available)
+  needed = estimate_memory_bytes(
       plan, ratings.shape, ratings.nnz, hidden=config.hidden,
       n_dim=config.n_dim, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, history_size=config.history_size,
       copies=copies, devices=devices)
-  available = representations.device_memory_bytes()
   if needed > available:
     raise ResourceError(
         f"training needs about {needed / 2**30:.1f} GiB ({plan.name} "

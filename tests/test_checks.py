@@ -7,6 +7,7 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
+from glocal_jax.plan import Plan
 
 
 def test_unsorted_or_repeated_triplets_are_refused_where_they_would_mislead():
@@ -60,7 +61,7 @@ def test_shuffled_triplets_give_the_sorted_loss_or_an_error(method):
   from glocal_jax import representations as rep
   good = gdata.synthetic(20, 15, density=0.3, seed=1).train
   order = np.random.default_rng(0).permutation(good.nnz)
-  plan = rep.Plan(method, method, method, 6, 16)
+  plan = Plan(method, method, method, 6, 16)
   params = gj.init_params(jax.random.PRNGKey(0), 20, 15, hidden=(4,))
   expected = rep.finetune_loss(params, rep.prepare(good, plan), 1.0, 0.1)
   again = gj.from_triplets(good.items[order], good.users[order],

@@ -16,6 +16,7 @@ import glocal_jax as gj
 from glocal_jax import blocked, model, sparse
 from glocal_jax import ratings as rt
 from glocal_jax import representations as rep
+from glocal_jax.plan import Plan, choose_plan
 
 M_ITEMS, N_USERS = 23, 17
 
@@ -46,12 +47,12 @@ def problem(t=3, conv_layers=1, dtype=jnp.float64, seed=1):
 
 
 PLANS = {
-    "dense": rep.Plan("dense", "dense", "dense", 5, 7),
-    "blocked": rep.Plan("blocked", "blocked", "blocked", 5, 7),
-    "one-block": rep.Plan("blocked", "blocked", "blocked", 100, 7),
-    "sparse": rep.Plan("sparse", "sparse", "sparse", 5, 7),
-    "mixed": rep.Plan("sparse", "blocked", "sparse", 4, 1000),
-    "mixed-dense": rep.Plan("dense", "sparse", "blocked", 6, 5),
+    "dense": Plan("dense", "dense", "dense", 5, 7),
+    "blocked": Plan("blocked", "blocked", "blocked", 5, 7),
+    "one-block": Plan("blocked", "blocked", "blocked", 100, 7),
+    "sparse": Plan("sparse", "sparse", "sparse", 5, 7),
+    "mixed": Plan("sparse", "blocked", "sparse", 4, 1000),
+    "mixed-dense": Plan("dense", "sparse", "blocked", 6, 5),
 }
 
 
@@ -199,34 +200,34 @@ def test_padding_entries_change_nothing(x64):
 def test_choose_plan_rule():
   common = dict(kernel_size=3, conv_layers=1, memory_bytes=24 << 30)
   # ML-100K on a CPU: dense fits and no product is below break-even.
-  plan = rep.choose_plan((1682, 943), 80000, platform="cpu", **common)
+  plan = choose_plan((1682, 943), 80000, platform="cpu", **common)
   assert plan.name == "dense"
   # ML-1M (4.5%): above the input/output break-even, and the support too.
-  plan = rep.choose_plan((3706, 6040), 900_188, platform="cpu", **common)
+  plan = choose_plan((3706, 6040), 900_188, platform="cpu", **common)
   assert plan.name == "dense"
   # 0.45% of ML-1M's cells: the 3x3 support ~4%, below 8%: all sparse.
-  plan = rep.choose_plan((3706, 6040), 100_000, platform="cpu", **common)
+  plan = choose_plan((3706, 6040), 100_000, platform="cpu", **common)
   assert plan.name == "sparse"
   # ML-10M shape: 1.3% observed, the 3x3 support ~11%: sparse input and
   # output, blocked convolution.
-  plan = rep.choose_plan((10677, 69878), 9_000_000, platform="cpu", **common)
+  plan = choose_plan((10677, 69878), 9_000_000, platform="cpu", **common)
   assert (plan.input, plan.conv, plan.output) == ("sparse", "blocked",
                                                   "sparse")
   assert 8 <= plan.block_size < 10677 and plan.block_size % 8 == 0
   # On a GPU nothing is sparse; what does not fit densely is blocked.
-  plan = rep.choose_plan((10677, 69878), 9_000_000, platform="gpu",
+  plan = choose_plan((10677, 69878), 9_000_000, platform="gpu",
                          kernel_size=3, conv_layers=1, memory_bytes=1 << 30)
   assert plan.name == "blocked"
-  assert rep.choose_plan((10, 10), 5, representation="sparse",
+  assert choose_plan((10, 10), 5, representation="sparse",
                          platform="cpu", memory_bytes=1 << 30).name == "sparse"
   with pytest.raises(ValueError, match="representation"):
-    rep.choose_plan((10, 10), 5, representation="csr")
+    choose_plan((10, 10), 5, representation="csr")
   spec = "input=sparse:conv=dense:output=blocked"
-  plan = rep.choose_plan((10, 10), 5, representation=spec, platform="cpu")
+  plan = choose_plan((10, 10), 5, representation=spec, platform="cpu")
   assert (plan.input, plan.conv, plan.output) == ("sparse", "dense",
                                                   "blocked")
   assert plan.name == spec
   for bad in ("input=sparse:conv=dense", "input=csr:conv=dense:output=dense",
               "input=dense:input=dense:output=dense"):
     with pytest.raises(ValueError, match="input=M:conv=M:output=M"):
-      rep.choose_plan((10, 10), 5, representation=bad)
+      choose_plan((10, 10), 5, representation=bad)

@@ -29,6 +29,7 @@ import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 import glocal_jax as gj
 from glocal_jax import representations as rep, ratings as rt, sharding
+from glocal_jax.plan import Plan
 rng = np.random.default_rng(0)
 m, n = 23, 17      # 23 items: no device count divides them
 R = (rng.integers(1, 6, (m, n)) * (rng.random((m, n)) < 0.35)).astype(float)
@@ -73,7 +74,7 @@ for t, layers, aggregation, method, devices in cases + [
     (5, 3, "mean", "sparse", 4), (3, 2, softmax, "blocked", 4),
     (3, 1, softmax, "sparse", 2)]:
   params = problem(t, layers)
-  plan = rep.Plan(method, method, method, 3, 5)
+  plan = Plan(method, method, method, 3, 5)
   one = f64(rep.prepare(ratings, plan, kernel_size=t, conv_layers=layers))
   many = f64(sharding.prepare(ratings, plan, sharding.device_mesh(devices),
                               kernel_size=t, conv_layers=layers))

@@ -1,0 +1,102 @@
+"""train.py over several processes (jax.distributed, gloo on the CPU) equals
+one process; a killed process stops the other within the timeout, and the
+pair resumes from the last checkpoint.
+
+Two processes with 2 CPU devices each (4 global devices) against one
+process with 4; 23 items, which 4 does not divide.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "experiments", "train.py")
+TINY = ["--dataset=synthetic", "--synthetic_items=23", "--synthetic_users=17",
+        "--synthetic_density=0.35", "--hidden=6", "--n_dim=2",
+        "--pretrain_maxiter=2", "--finetune_maxiter=2",
+        "--compilation_cache=none", "--devices=4"]
+TIMEOUT = 10  # --distributed_timeout: heartbeats missed before stopping
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def start(args, devices, process_id=None, port=None):
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices),
+         "PYTHONUNBUFFERED": "1"}
+  env.pop("XLA_FLAGS", None)
+  extra = [] if process_id is None else [
+      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+      f"--process_id={process_id}", f"--distributed_timeout={TIMEOUT}"]
+  return subprocess.Popen([sys.executable, TRAIN, *args, *extra],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, cwd=ROOT)
+
+
+def pair(args):
+  """Two processes of train.py with ``args``; both must succeed."""
+  port = free_port()
+  procs = [start(args, 2, i, port) for i in (0, 1)]
+  for proc in procs:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+  return procs
+
+
+def single(args):
+  proc = start(args, 4)
+  _, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-3000:]
+
+
+def metrics(folder):
+  return json.load(open(os.path.join(folder, "metrics.json")))
+
+
+@pytest.mark.parametrize("representation", ["dense", "blocked", "sparse"])
+def test_two_processes_equal_one(tmp_path, representation):
+  args = [*TINY, "--pretrain_epochs=2", "--finetune_epochs=2",
+          f"--representation={representation}", "--block_size=4"]
+  pair([*args, f"--output_dir={tmp_path / 'two'}"])
+  single([*args, f"--output_dir={tmp_path / 'one'}"])
+  two, one = metrics(tmp_path / "two"), metrics(tmp_path / "one")
+  assert two["devices"] == one["devices"] == 4
+  for block in ("final", "best"):
+    assert abs(two[block]["rmse"] - one[block]["rmse"]) < 1e-4, block
+  # Process 0 wrote the results, once (history.png with matplotlib).
+  assert set(os.listdir(tmp_path / "two")) - {"history.png"} == {
+      "checkpoint", "history.csv", "metrics.json"}
+
+
+def test_a_killed_process_stops_the_other_and_the_pair_resumes(tmp_path):
+  args = [*TINY, "--pretrain_epochs=8", "--finetune_epochs=2",
+          "--representation=sparse", f"--output_dir={tmp_path / 'run'}"]
+  port = free_port()
+  procs = [start(args, 2, i, port) for i in (0, 1)]
+  for line in procs[0].stdout:
+    if line.startswith("pretrain epoch 3:"):
+      break
+  procs[1].kill()
+  tic = time.perf_counter()
+  _, err = procs[0].communicate(timeout=10 * TIMEOUT)
+  waited = time.perf_counter() - tic
+  assert procs[0].returncode != 0 and procs[1].wait() != 0
+  assert waited < 6 * TIMEOUT, waited
+  assert "stopped sending heartbeats" in err or "another task died" in err
+  assert not os.path.exists(tmp_path / "run" / "metrics.json")
+  pair([*args, "--resume"])
+  single([*TINY, "--pretrain_epochs=8", "--finetune_epochs=2",
+          "--representation=sparse", f"--output_dir={tmp_path / 'one'}"])
+  resumed, one = metrics(tmp_path / "run"), metrics(tmp_path / "one")
+  assert resumed["complete"]
+  assert len(resumed["history"]) == len(one["history"]) == 10
+  assert abs(resumed["final"]["rmse"] - one["final"]["rmse"]) < 1e-4
