@@ -411,7 +411,9 @@ def sweep_section(out, name):
     for row in rows:
       if row.get("paper_rmse") is not None:
         row["minus_paper"] = row["rmse_mean"] - row["paper_rmse"]
-    render(out, r, [table(cols, [[row.get(k) for k in cols] for row in rows])
+    note = [f"Note: {r.data['note']}\n"] if r.data.get("note") else []
+    render(out, r, [*note, table(cols, [[row.get(k) for k in cols]
+                                        for row in rows])
                     + "\n", *CHECKS.get(name, lambda rows, result: [])(
                         r.rows, r)])
     all_rows += rows

@@ -15,8 +15,8 @@ present, and its test metrics at that epoch are reported.
 
 ``--search`` sets the grid, e.g. ``lambda_2=10,20,40;orientation=items,users``
 (any config field); by default glocal_jax.tuning.default_space around the
-dataset's preset (lambda_2 x 0.5, 1, 2, 4; lambda_s x 0.5, 1, 2; items and
-users: 24 configurations). Writes DIR/tune.json (every configuration's validation
+dataset's preset (lambda_2 x 1/8 .. 2; lambda_s x 1/4 .. 2; items and
+users: 40 configurations, two compiled programs with --batching=map). Writes DIR/tune.json (every configuration's validation
 RMSE, the chosen one's config and test metrics, the provenance) and
 DIR/config.json, which train.py takes as --config_json.
 """

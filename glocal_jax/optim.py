@@ -456,21 +456,25 @@ def scipy_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
 
 
 def lbfgsb_epoch(driver: str, loss_fn: Callable[..., jax.Array], maxiter: int,
-                 history_size: int = 10, **options) -> EpochFn:
-  """A ready-to-call epoch of ``driver``; the JAX ones are jit-compiled.
+                 history_size: int = 10, *, jit: bool = True,
+                 **options) -> EpochFn:
+  """A ready-to-call epoch of ``driver``.
 
   ``"optax"``: :func:`optax_lbfgs_epoch`; ``"jaxopt"``:
-  :func:`jaxopt_lbfgsb_epoch` with ``jaxopt.LBFGS``; ``"jaxopt-lbfgsb"``:
-  the same with ``jaxopt.LBFGSB``; ``"scipy"``: :func:`scipy_lbfgsb_epoch`.
-  ``options`` go to the optax or jaxopt epoch function.
+  :func:`jaxopt_lbfgsb_epoch` with ``jaxopt.LBFGS`` (L-BFGS: without
+  bounds L-BFGS-B is L-BFGS); ``"jaxopt-lbfgsb"``: the same with
+  ``jaxopt.LBFGSB``; ``"scipy"``: :func:`scipy_lbfgsb_epoch`. ``options``
+  go to the optax or jaxopt epoch function. The JAX drivers' epochs are
+  jit-compiled unless ``jit=False`` (for a caller that wraps them in a
+  compiled program of its own).
   """
+  wrap = jax.jit if jit else (lambda fn: fn)
   if driver == "optax":
-    return jax.jit(optax_lbfgs_epoch(loss_fn, maxiter, history_size,
-                                     **options))
+    return wrap(optax_lbfgs_epoch(loss_fn, maxiter, history_size, **options))
   if driver in ("jaxopt", "jaxopt-lbfgsb"):
     solver = "lbfgs" if driver == "jaxopt" else "lbfgsb"
-    return jax.jit(jaxopt_lbfgsb_epoch(loss_fn, maxiter, history_size,
-                                       solver=solver, **options))
+    return wrap(jaxopt_lbfgsb_epoch(loss_fn, maxiter, history_size,
+                                    solver=solver, **options))
   if driver == "scipy":
     if options:
       raise ValueError(f"the scipy driver takes no options, got {options}.")

@@ -515,13 +515,14 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
   fns = {}
   for phase, loss_fn in (("pretrain", pretrain_loss_fn(config, hyper_axis)),
                          ("finetune", finetune_loss_fn(config, hyper_axis))):
+    host = config.optimizer == "scipy"  # runs on the host, not traceable
     base = lbfgsb_epoch(config.optimizer, loss_fn,
                         getattr(config, f"{phase}_maxiter"),
-                        config.history_size, **options)
+                        config.history_size, jit=False, **options)
     one = lambda params, data, start, base=base: base(params, data,
                                                       start=start)
     if not batched:
-      fn = jax.jit(one) if hasattr(base, "lower") else one
+      fn = one if host else jax.jit(one)
     elif seed_batching == "vmap":
       data_axes = (None, 0) if hyper_axis else None
       fn = jax.jit(jax.vmap(one, in_axes=(0, data_axes,
