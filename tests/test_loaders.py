@@ -168,7 +168,8 @@ def test_cold_users_are_dropped_or_kept_and_counted(tmp_path):
 
 @pytest.mark.parametrize("lines,message", [
     ([], "empty"),
-    (["u,i,r", "1,2,x"], "line 2: field 3 (a rating) must be a number, got 'x'"),
+    (["u,i,r", "1,2,x"],
+     r"line 2: field 3 \(a rating\) must be a number, got 'x'"),
     (["1,2,3", "1,2"], "line 2: expected 3 fields"),
     (["1,2,3", "1,5,9", "4,2,5", "4,5,6"], None),  # the scale from the data
 ])
