@@ -33,12 +33,14 @@ def epoch_fns():
 
 
 def without_timings(result):
-  """``result`` without its wall times (every ``*seconds`` field) and
-  provenance (start time, command line)."""
+  """``result`` without its wall times (every ``*seconds`` field),
+  provenance (start time, command line) and the device memory the run read
+  (the host's available memory, which changes from moment to moment)."""
   def strip(x):
     if isinstance(x, dict):
       return {k: strip(v) for k, v in x.items()
-              if not k.endswith("seconds") and k != "provenance"}
+              if not k.endswith("seconds")
+              and k not in ("provenance", "device_memory_bytes")}
     if isinstance(x, list):
       return [strip(v) for v in x]
     return x
