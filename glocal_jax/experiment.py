@@ -37,6 +37,12 @@ SELECTED = "selected"
 HIGHER_IS_BETTER = {"rmse": False, "mae": False, "ndcg": True}
 
 
+def say(line: str) -> None:
+  """The default ``log``: prints ``line`` at once (flushed, so that a run's
+  progress shows as it happens, also through a pipe or ``tee``)."""
+  print(line, flush=True)
+
+
 def device_info() -> dict:
   """JAX platform and device kind of the default device."""
   device = jax.devices()[0]
@@ -420,7 +426,7 @@ def start_from_arrays(arrays: dict, tree, step_scale
 
 
 def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
-                data_print: dict, log: Callable[[str], None] = print
+                data_print: dict, log: Callable[[str], None] = say
                 ) -> Optional[checkpoint.Checkpoint]:
   """The checkpoint to resume from, after checking it fits this run.
 
@@ -476,7 +482,7 @@ def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
 def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         stop_after: Optional[int] = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = say,
         epoch_fns: Optional[dict] = None,
         mesh: Optional[jax.sharding.Mesh] = None,
         cold_fallback: bool = True) -> dict:
@@ -626,7 +632,7 @@ def _seed_view(history: list[dict], index: Optional[int]) -> list[dict]:
 
 
 def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
-              log: Callable[[str], None] = print,
+              log: Callable[[str], None] = say,
               epoch_fns: Optional[dict] = None,
               params=None, start: tuple[str, int] = ("pretrain", 0),
               cold_fallback: bool = True) -> dict:
@@ -701,7 +707,7 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
 
 
 def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
-                *, log: Callable[[str], None] = print,
+                *, log: Callable[[str], None] = say,
                 seed_batching: str = "map",
                 cold_fallback: bool = True) -> dict:
   """Trains configurations that differ only in their scalar
@@ -787,7 +793,7 @@ def init_seeds(config: GLocalKConfig, seeds: list[int],
 
 def pretrain_snapshots(config: GLocalKConfig, data: RatingData,
                        seeds: list[int], epochs: list[int], *,
-                       log: Callable[[str], None] = print,
+                       log: Callable[[str], None] = say,
                        epoch_fns: Optional[dict] = None) -> dict:
   """Stacked parameters after each of ``epochs`` pre-training epochs.
 

@@ -159,7 +159,8 @@ def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):
           "--pretrain_maxiter=2", "--finetune_maxiter=2",
           f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={out}"]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                          stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
   for line in proc.stdout:
     if line.startswith("pretrain epoch 2:"):
       proc.send_signal(signal.SIGINT)
