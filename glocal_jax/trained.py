@@ -29,6 +29,7 @@ import numpy as np
 from glocal_jax import baselines, checkpoint, training
 from glocal_jax import ratings as rt
 from glocal_jax.config import GLocalKConfig
+from glocal_jax.data.checks import show_id
 from glocal_jax.data.container import STARS, RatingScale
 from glocal_jax.experiment import SELECTED
 from glocal_jax.ratings import Ratings
@@ -40,10 +41,6 @@ class UnknownIdError(KeyError):
 
   def __str__(self) -> str:  # KeyError would quote the message
     return str(self.args[0])
-
-
-def _show(raw) -> str:
-  return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _lookup(ids: np.ndarray, wanted: Sequence[Any]) -> np.ndarray:
@@ -174,7 +171,7 @@ class TrainedModel:
       for kind, index, raw in (("item", rows, items), ("user", cols, users)):
         if (index < 0).any():
           raise UnknownIdError(f"unknown {kind} id "
-                               f"{_show(raw[int(np.argmax(index < 0))])}.")
+                               f"{show_id(raw[int(np.argmax(index < 0))])}.")
     elif unknown != "fallback":
       raise ValueError(f"unknown must be 'fallback' or 'error', got "
                        f"{unknown!r}.")
@@ -210,8 +207,8 @@ class TrainedModel:
     if column < 0:
       ids = self.user_ids
       raise UnknownIdError(
-          f"unknown user id {_show(user)}; the data has {ids.size} users "
-          f"with ids {_show(ids[0])} .. {_show(ids[-1])} (in sorted order).")
+          f"unknown user id {show_id(user)}; the data has {ids.size} users "
+          f"with ids {show_id(ids[0])} .. {show_id(ids[-1])} (in sorted order).")
     rated = self.rated(column)
     k = min(int(k), int((~rated).sum()))
     m = self.shape[0]
