@@ -46,13 +46,18 @@ from absl import flags
 import jax
 import numpy as np
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
+from glocal_jax import experiment
+from glocal_jax import flops
+from glocal_jax import optim
+from glocal_jax import sharding
+from glocal_jax import training
+from glocal_jax.plan import REPRESENTATIONS
+from glocal_jax.plan import parse_representation
+
+import cli  # pylint: disable=g-import-not-at-top
 from provenance import provenance
 from reporting import write_json
-from glocal_jax import experiment, flops, optim, sharding
-from glocal_jax import training
-from glocal_jax.plan import REPRESENTATIONS, parse_representation
 
 cli.define_data_flags()
 cli.define_model_flags()

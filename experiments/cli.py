@@ -9,13 +9,12 @@ one line on stderr and exit status 2, before any long work.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import tempfile
-
 import dataclasses
 import json
 import logging
+import os
+import sys
+import tempfile
 
 from absl import flags
 import jax

@@ -17,8 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import cli  # pylint: disable=g-import-not-at-top
 from glocal_jax import data as gdata
+
+import cli  # pylint: disable=g-import-not-at-top
 import reporting
 import rows as table_rows
 

@@ -33,9 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import experiment
+
+import cli  # pylint: disable=g-import-not-at-top
 import reporting
 import rows as table_rows
 

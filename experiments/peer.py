@@ -26,7 +26,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 import cli  # pylint: disable=g-import-not-at-top
-from provenance import ROOT, provenance
+from provenance import ROOT
+from provenance import provenance
 from reporting import write_json
 
 flags.DEFINE_string("peer_python", None, "Python of an environment with "

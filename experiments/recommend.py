@@ -18,12 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-
 import numpy as np
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import data as gdata
+
+import cli  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("checkpoint_dir", None, "Folder of a training checkpoint "
                     "(or train.py's OUTPUT_DIR).")

@@ -16,9 +16,13 @@ from absl import flags
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment, sharding, training
+from glocal_jax import experiment
+from glocal_jax import sharding
+from glocal_jax import training
 
-from cli import MEAN_BASELINES, config_for, device_count
+from cli import MEAN_BASELINES
+from cli import config_for
+from cli import device_count
 
 FLAGS = flags.FLAGS
 

@@ -30,12 +30,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
+from glocal_jax.plan import choose_plan
+from glocal_jax.plan import device_memory_bytes
+from glocal_jax.plan import estimate_memory_bytes
+from glocal_jax.plan import parse_representation
+
+import cli  # pylint: disable=g-import-not-at-top
 from provenance import provenance
-from reporting import pyplot, write_json
-from glocal_jax.plan import (choose_plan, device_memory_bytes,
-                             estimate_memory_bytes, parse_representation)
+from reporting import pyplot
+from reporting import write_json
 
 # name -> (items, users, ratings) of the real data sets.
 SHAPES = {

@@ -20,9 +20,10 @@ from absl import flags
 import jax
 import numpy as np
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import experiment
+
+import cli  # pylint: disable=g-import-not-at-top
 import reporting
 import rows as table_rows
 

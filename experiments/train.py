@@ -31,13 +31,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import cli  # pylint: disable=g-import-not-at-top
-import reporting
 from glocal_jax import checkpoint
 from glocal_jax import data as gdata
 from glocal_jax import experiment
 from glocal_jax.training import NonFiniteError
+
+import cli  # pylint: disable=g-import-not-at-top
 from provenance import provenance
+import reporting
 from reporting import write_json
 
 cli.define_data_flags()

@@ -30,10 +30,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import cli  # pylint: disable=g-import-not-at-top
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment, tuning
+from glocal_jax import experiment
+from glocal_jax import tuning
+
+import cli  # pylint: disable=g-import-not-at-top
 from provenance import provenance
 from reporting import write_json
 

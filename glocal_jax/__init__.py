@@ -40,26 +40,52 @@ checkpoints) in :mod:`glocal_jax.experiment`, tuning in
 """
 
 from glocal_jax.baselines import mean_predictions
-from glocal_jax.config import GLocalKConfig, PRESETS, preset
-from glocal_jax.kernels import (global_conv, global_kernel,
-                                item_average_pooling, kernelised_weight,
-                                local_kernel)
-from glocal_jax.metrics import evaluate, mae, ndcg, rmse
-from glocal_jax.model import (autoencoder, decode, encode, finetune_loss,
-                              finetune_predictions, global_kernel_ratings,
-                              init_layer, init_params, kernel_layer,
-                              kernelised_layers, masked_squared_error,
-                              pooled_predictions, pretrain_loss)
-from glocal_jax.optim import (EpochStart, EpochStats, jaxopt_lbfgsb_epoch,
-                              lbfgsb_epoch, optax_lbfgs_epoch,
-                              scipy_lbfgsb_epoch)
-from glocal_jax.ratings import Ratings, from_dense, from_triplets
-from glocal_jax.recommend import top_k_unrated
-from glocal_jax.trained import TrainedModel, load_model
+from glocal_jax.config import PRESETS
+from glocal_jax.config import GLocalKConfig
+from glocal_jax.config import preset
+from glocal_jax.kernels import global_conv
+from glocal_jax.kernels import global_kernel
+from glocal_jax.kernels import item_average_pooling
+from glocal_jax.kernels import kernelised_weight
+from glocal_jax.kernels import local_kernel
+from glocal_jax.metrics import evaluate
+from glocal_jax.metrics import mae
+from glocal_jax.metrics import ndcg
+from glocal_jax.metrics import rmse
+from glocal_jax.model import autoencoder
+from glocal_jax.model import decode
+from glocal_jax.model import encode
+from glocal_jax.model import finetune_loss
+from glocal_jax.model import finetune_predictions
+from glocal_jax.model import global_kernel_ratings
+from glocal_jax.model import init_layer
+from glocal_jax.model import init_params
+from glocal_jax.model import kernel_layer
+from glocal_jax.model import kernelised_layers
+from glocal_jax.model import masked_squared_error
+from glocal_jax.model import pooled_predictions
+from glocal_jax.model import pretrain_loss
+from glocal_jax.optim import EpochStart
+from glocal_jax.optim import EpochStats
+from glocal_jax.optim import jaxopt_lbfgsb_epoch
+from glocal_jax.optim import lbfgsb_epoch
+from glocal_jax.optim import optax_lbfgs_epoch
+from glocal_jax.optim import scipy_lbfgsb_epoch
 from glocal_jax.plan import Plan
+from glocal_jax.ratings import Ratings
+from glocal_jax.ratings import from_dense
+from glocal_jax.ratings import from_triplets
+from glocal_jax.recommend import top_k_unrated
 from glocal_jax.representations import TrainingData
-from glocal_jax.training import (EpochRecord, NonFiniteError, TrainResult,
-                                 make_epoch_fns, predict, prepare, train)
+from glocal_jax.trained import TrainedModel
+from glocal_jax.trained import load_model
+from glocal_jax.training import EpochRecord
+from glocal_jax.training import NonFiniteError
+from glocal_jax.training import TrainResult
+from glocal_jax.training import make_epoch_fns
+from glocal_jax.training import predict
+from glocal_jax.training import prepare
+from glocal_jax.training import train
 
 __version__ = "0.1.0"
 

@@ -21,8 +21,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import uuid
 from typing import Any, Optional
+import uuid
 
 import jax
 import jax.numpy as jnp

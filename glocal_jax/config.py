@@ -7,9 +7,9 @@ from typing import Callable
 
 from glocal_jax import kernels
 from glocal_jax.kernels import AGGREGATIONS
-from glocal_jax.optim import DRIVERS, FIRST_STEPS
+from glocal_jax.optim import DRIVERS
+from glocal_jax.optim import FIRST_STEPS
 from glocal_jax.plan import parse_representation
-
 
 ORIENTATIONS: tuple[str, ...] = ("items", "users")
 

@@ -12,21 +12,27 @@ a JSON-able summary with both protocols:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Callable, Optional
-
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import (baselines, checkpoint, flops, metrics, optim,
-                        representations, training)
+from glocal_jax import baselines
+from glocal_jax import checkpoint
+from glocal_jax import flops
+from glocal_jax import metrics
+from glocal_jax import optim
 from glocal_jax import plan as plan_lib
+from glocal_jax import representations
+from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
-from glocal_jax.data import MODEL_SCALE, RatingData, RatingScale
+from glocal_jax.data import MODEL_SCALE
+from glocal_jax.data import RatingData
+from glocal_jax.data import RatingScale
 from glocal_jax.ratings import Ratings
 from glocal_jax.representations import TrainingData
 

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from glocal_jax import kernels
-from glocal_jax.kernels import AggregationFn, LocalKernelFn
+from glocal_jax.kernels import AggregationFn
+from glocal_jax.kernels import LocalKernelFn
 
 Layer = dict[str, jax.Array]
 Params = dict[str, Any]

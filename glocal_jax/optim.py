@@ -24,10 +24,10 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
 DRIVERS: tuple[str, ...] = ("optax", "jaxopt", "jaxopt-lbfgsb", "scipy")
 FIRST_STEPS: tuple[str, ...] = ("carried", "unit")

@@ -47,14 +47,19 @@ from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import PartitionSpec as P
+import numpy as np
 
-from glocal_jax import blocked, kernels, model, sparse
-from glocal_jax.kernels import AggregationFn, LocalKernelFn
+from glocal_jax import blocked
+from glocal_jax import kernels
+from glocal_jax import model
 from glocal_jax import ratings as rt
+from glocal_jax import sparse
+from glocal_jax.kernels import AggregationFn
+from glocal_jax.kernels import LocalKernelFn
 from glocal_jax.plan import Plan
 from glocal_jax.ratings import Ratings
+
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["ratings", "dense", "blocks", "chunks",

@@ -33,16 +33,19 @@ import functools
 from typing import Any, Callable, Optional
 
 import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+import numpy as np
 
-from glocal_jax import sparse
 from glocal_jax import ratings as rt
+from glocal_jax import sparse
 from glocal_jax.optim import EpochStart
-from glocal_jax.ratings import Ratings
 from glocal_jax.plan import Plan
-from glocal_jax.representations import ITEMS, TrainingData, build
+from glocal_jax.ratings import Ratings
+from glocal_jax.representations import ITEMS
+from glocal_jax.representations import TrainingData
+from glocal_jax.representations import build
 
 SEEDS = "seeds"  # the mesh axis that seeds are spread over
 

@@ -26,11 +26,14 @@ from typing import Any, Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import baselines, checkpoint, training
+from glocal_jax import baselines
+from glocal_jax import checkpoint
 from glocal_jax import ratings as rt
+from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data.checks import show_id
-from glocal_jax.data.container import STARS, RatingScale
+from glocal_jax.data.container import STARS
+from glocal_jax.data.container import RatingScale
 from glocal_jax.experiment import SELECTED
 from glocal_jax.ratings import Ratings
 from glocal_jax.recommend import top_k_unrated

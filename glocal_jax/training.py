@@ -19,10 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glocal_jax import model, representations, sharding
-from glocal_jax.plan import choose_plan, device_memory_bytes, estimate_memory_bytes
+from glocal_jax import model
+from glocal_jax import representations
+from glocal_jax import sharding
 from glocal_jax.config import GLocalKConfig
-from glocal_jax.optim import EpochFn, EpochStart, lbfgsb_epoch
+from glocal_jax.optim import EpochFn
+from glocal_jax.optim import EpochStart
+from glocal_jax.optim import lbfgsb_epoch
+from glocal_jax.plan import choose_plan
+from glocal_jax.plan import device_memory_bytes
+from glocal_jax.plan import estimate_memory_bytes
 from glocal_jax.ratings import Ratings
 from glocal_jax.representations import TrainingData
 

@@ -27,7 +27,8 @@ import itertools
 import time
 from typing import Callable, Mapping, Sequence
 
-from glocal_jax import experiment, training
+from glocal_jax import experiment
+from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
 

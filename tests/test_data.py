@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from glocal_jax import data as gdata
+
 from conftest import shared_data_dir
 
 

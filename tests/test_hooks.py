@@ -4,15 +4,18 @@ aggregation (Eq. 5) in every representation, against NumPy."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
+from test_representations import PLANS
+from test_representations import prepared
+from test_representations import problem
+from test_representations import rating_matrix
 
 import glocal_jax as gj
-from glocal_jax import kernels, model
+from glocal_jax import kernels
+from glocal_jax import model
 from glocal_jax import ratings as rt
 from glocal_jax import representations as rep
-
-import numpy_reference as ref
-from test_representations import PLANS, prepared, problem, rating_matrix
 
 
 def gaussian_rbf(u, v):

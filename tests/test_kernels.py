@@ -3,10 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
 import glocal_jax as gj
-import numpy_reference as ref
 
 
 def directional_fd_check(fun, args, argnum=0, eps=1e-6, seed=0, rtol=1e-5):

@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
+from test_data import reference_ml_1m_split
 
 from glocal_jax import data as gdata
 from glocal_jax.data import parsing
-from test_data import reference_ml_1m_split
 
 
 def write(path, lines, newline="\r\n", trailing_blank=True):

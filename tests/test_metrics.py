@@ -3,11 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
 import glocal_jax as gj
 from glocal_jax import ratings as rt
-import numpy_reference as ref
 
 
 def random_case(seed, m=30, n=12, density=0.3):

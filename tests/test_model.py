@@ -3,11 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
+from test_kernels import directional_fd_check
 
 import glocal_jax as gj
-import numpy_reference as ref
-from test_kernels import directional_fd_check
 
 M_ITEMS, N_USERS = 9, 7
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
+
 from conftest import shared_data_dir
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")

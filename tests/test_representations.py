@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
-from glocal_jax import blocked, model, sparse
+from glocal_jax import blocked
+from glocal_jax import model
 from glocal_jax import ratings as rt
 from glocal_jax import representations as rep
-from glocal_jax.plan import Plan, choose_plan
+from glocal_jax import sparse
+from glocal_jax.plan import Plan
+from glocal_jax.plan import choose_plan
 
 M_ITEMS, N_USERS = 23, 17
 

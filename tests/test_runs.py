@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
-from glocal_jax import checkpoint, experiment, recommend, training
+from glocal_jax import checkpoint
 from glocal_jax import data as gdata
+from glocal_jax import experiment
+from glocal_jax import recommend
+from glocal_jax import training
+
 from conftest import shared_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 import glocal_jax as gj
-from glocal_jax import baselines, experiment, metrics
+from glocal_jax import baselines
 from glocal_jax import data as gdata
+from glocal_jax import experiment
+from glocal_jax import metrics
+
 from conftest import shared_data_dir
 
 

@@ -10,7 +10,9 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import optim, sharding, training
+from glocal_jax import optim
+from glocal_jax import sharding
+from glocal_jax import training
 
 SMALL = dict(hidden=(16, 16), n_dim=3, pretrain_epochs=4, finetune_epochs=3,
              pretrain_maxiter=5, finetune_maxiter=5)

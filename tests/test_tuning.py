@@ -14,7 +14,8 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment, tuning
+from glocal_jax import experiment
+from glocal_jax import tuning
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = dict(hidden=(8, 8), pretrain_epochs=2, finetune_epochs=2,

@@ -43,20 +43,41 @@ The package's modules, one job each: :mod:`~glocal_jax.data.container`
 """
 
 from glocal_jax.data.checks import validate
-from glocal_jax.data.titles import read_titles, with_titles
-from glocal_jax.data.container import (HALF_STARS, MODEL_SCALE, STARS,
-                                       DataFormatError, MissingDataError,
-                                       RatingData, RatingScale)
-from glocal_jax.data.loaders import (COLD_USERS, DATASETS, FOLDS, IDS,
-                                     OVERLAPS,
-                                     load_dataset, load_douban, load_flixster,
-                                     load_ml_100k, load_ml_10m, load_ml_1m,
-                                     load_ml_20m, load_ml_25m, load_monti,
-                                     load_netflix, load_ratings_file,
-                                     load_yahoo_music)
-from glocal_jax.data.reading import (RawRatings, default_cache_dir,
-                                     read_ratings)
-from glocal_jax.data.sources import (MONTI_DATASETS, PUBLISHED, SCALES,
-                                     SOURCES, Source, default_data_dir)
-from glocal_jax.data.splits import split_validation, subsample_train
+from glocal_jax.data.container import HALF_STARS
+from glocal_jax.data.container import MODEL_SCALE
+from glocal_jax.data.container import STARS
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import MissingDataError
+from glocal_jax.data.container import RatingData
+from glocal_jax.data.container import RatingScale
+from glocal_jax.data.loaders import COLD_USERS
+from glocal_jax.data.loaders import DATASETS
+from glocal_jax.data.loaders import FOLDS
+from glocal_jax.data.loaders import IDS
+from glocal_jax.data.loaders import OVERLAPS
+from glocal_jax.data.loaders import load_dataset
+from glocal_jax.data.loaders import load_douban
+from glocal_jax.data.loaders import load_flixster
+from glocal_jax.data.loaders import load_ml_1m
+from glocal_jax.data.loaders import load_ml_10m
+from glocal_jax.data.loaders import load_ml_20m
+from glocal_jax.data.loaders import load_ml_25m
+from glocal_jax.data.loaders import load_ml_100k
+from glocal_jax.data.loaders import load_monti
+from glocal_jax.data.loaders import load_netflix
+from glocal_jax.data.loaders import load_ratings_file
+from glocal_jax.data.loaders import load_yahoo_music
+from glocal_jax.data.reading import RawRatings
+from glocal_jax.data.reading import default_cache_dir
+from glocal_jax.data.reading import read_ratings
+from glocal_jax.data.sources import MONTI_DATASETS
+from glocal_jax.data.sources import PUBLISHED
+from glocal_jax.data.sources import SCALES
+from glocal_jax.data.sources import SOURCES
+from glocal_jax.data.sources import Source
+from glocal_jax.data.sources import default_data_dir
+from glocal_jax.data.splits import split_validation
+from glocal_jax.data.splits import subsample_train
 from glocal_jax.data.synthetic import synthetic
+from glocal_jax.data.titles import read_titles
+from glocal_jax.data.titles import with_titles

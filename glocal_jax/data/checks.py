@@ -8,8 +8,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from glocal_jax.data.container import (DataFormatError, RatingData,
-                                       RatingScale)
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import RatingData
+from glocal_jax.data.container import RatingScale
 from glocal_jax.data.reading import RawRatings
 from glocal_jax.data.sources import PUBLISHED
 from glocal_jax.ratings import Ratings

@@ -9,13 +9,24 @@ import numpy as np
 
 from glocal_jax import ratings as rt
 from glocal_jax.data import parsing
-from glocal_jax.data.checks import build, check_raw, map_ids, scale_of, validate
-from glocal_jax.data.container import (DataFormatError, MissingDataError,
-                                       RatingData, RatingScale)
-from glocal_jax.data.reading import RawRatings, read_ratings
-from glocal_jax.data.sources import (ML_100K_FOLDS, MONTI_DATASETS, MONTI_FILE,
-                                     NETFLIX_FILES, SCALES, default_data_dir,
-                                     locate)
+from glocal_jax.data.checks import build
+from glocal_jax.data.checks import check_raw
+from glocal_jax.data.checks import map_ids
+from glocal_jax.data.checks import scale_of
+from glocal_jax.data.checks import validate
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import MissingDataError
+from glocal_jax.data.container import RatingData
+from glocal_jax.data.container import RatingScale
+from glocal_jax.data.reading import RawRatings
+from glocal_jax.data.reading import read_ratings
+from glocal_jax.data.sources import ML_100K_FOLDS
+from glocal_jax.data.sources import MONTI_DATASETS
+from glocal_jax.data.sources import MONTI_FILE
+from glocal_jax.data.sources import NETFLIX_FILES
+from glocal_jax.data.sources import SCALES
+from glocal_jax.data.sources import default_data_dir
+from glocal_jax.data.sources import locate
 from glocal_jax.data.splits import seeded_split
 from glocal_jax.data.synthetic import synthetic
 from glocal_jax.data.titles import release_titles

@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from glocal_jax.data import parsing
-from glocal_jax.data.container import DataFormatError, MissingDataError
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import MissingDataError
 
 
 @dataclasses.dataclass

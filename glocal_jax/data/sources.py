@@ -8,12 +8,15 @@ import hashlib
 import os
 import shutil
 import tempfile
+from typing import Optional, Sequence
 import urllib.request
 import zipfile
-from typing import Optional, Sequence
 
-from glocal_jax.data.container import (HALF_STARS, STARS, DataFormatError,
-                                       MissingDataError, RatingScale)
+from glocal_jax.data.container import HALF_STARS
+from glocal_jax.data.container import STARS
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import MissingDataError
+from glocal_jax.data.container import RatingScale
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,9 @@ import os
 
 import numpy as np
 
-from glocal_jax.data.container import (DataFormatError, MissingDataError,
-                                       RatingData)
+from glocal_jax.data.container import DataFormatError
+from glocal_jax.data.container import MissingDataError
+from glocal_jax.data.container import RatingData
 
 # The releases' title files: (file name, delimiter, encoding).
 RELEASE_TITLES = {"ml-100k": ("u.item", "|", "latin-1"),
