@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-import numpy as np
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
@@ -44,9 +43,7 @@ def recommend(checkpoint_dir: str, user: str, k: int, epoch: str = "selected",
   TrainedModel.recommend raise."""
   model = gj.load_model(checkpoint_dir, epoch=epoch)
   if items_file:
-    titles = gdata.read_titles(items_file)
-    model.item_titles = np.asarray(
-        [titles.get(gdata.checks.show_id(i), "") for i in model.item_ids])
+    model.item_titles = gdata.title_array(model.item_ids, items_file)
   lines = [f"warning: {problem}" for problem in model.damaged]
   top = model.recommend(user, k)
   unrated = int((~model.rated(int(model.user_index([user])[0]))).sum())

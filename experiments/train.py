@@ -163,14 +163,15 @@ def main(argv):
     cli.fail("--validation_fraction must be in [0, 1), got "
              f"{FLAGS.validation_fraction}")
   cli.init_distributed()
-  check_existing(FLAGS.output_dir, checkpoint_dir())
   if not cli.is_writer():  # process 0 writes; the others only read
+    check_existing(FLAGS.output_dir, checkpoint_dir())
     run()
     return
   cli.check_output_dir(FLAGS.output_dir)
   if checkpoint_dir():
     cli.check_output_dir(checkpoint_dir())
   with cli.output_lock(FLAGS.output_dir):
+    # Under the lock, so that no other run can finish in between.
     check_existing(FLAGS.output_dir, checkpoint_dir())
     run()
 

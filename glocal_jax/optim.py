@@ -21,6 +21,7 @@ quasi-Newton direction.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -274,18 +275,22 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
       updates, state = solver.update(grad, state, params, value=value,
                                      grad=grad, value_fn=fn)
       params = optax.apply_updates(params, updates)
-      search = state[-1]  # the line search's state: value and grad there
-      return (params, state, search.value, search.grad, iterations + 1,
-              evaluations + search.info.num_linesearch_steps)
+      # The line search's state holds the value and gradient at the new
+      # point, and its number of steps.
+      get = functools.partial(optax.tree.get, state)
+      return (params, state, get("value"), get("grad"), iterations + 1,
+              evaluations + get("info").num_linesearch_steps)
 
     init = (params, solver.init(params), value, grad, jnp.asarray(0),
             jnp.asarray(evaluated))
     params, state, value, grad, iterations, evaluations = jax.lax.while_loop(
         cond, body, init)
-    last = state[0]  # scale_by_lbfgs's: the point and gradient before the
-    step_scale = _curvature_scale(  # last step
-        optax.tree.sub(params, last.params), optax.tree.sub(grad, last.updates),
-        iterations > 0)
+    # scale_by_lbfgs's state: the point and gradient before the last step.
+    before, grad_before = (optax.tree.get(state, name)
+                           for name in ("params", "updates"))
+    step_scale = _curvature_scale(optax.tree.sub(params, before),
+                                  optax.tree.sub(grad, grad_before),
+                                  iterations > 0)
     return params, EpochStats(value, evaluations, iterations, grad,
                               step_scale, aux_of(params, args, kwargs))
 

@@ -80,4 +80,5 @@ from glocal_jax.data.splits import split_validation
 from glocal_jax.data.splits import subsample_train
 from glocal_jax.data.synthetic import synthetic
 from glocal_jax.data.titles import read_titles
+from glocal_jax.data.titles import title_array
 from glocal_jax.data.titles import with_titles

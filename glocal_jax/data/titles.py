@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from glocal_jax.data.checks import show_id
 from glocal_jax.data.container import DataFormatError
 from glocal_jax.data.container import MissingDataError
 from glocal_jax.data.container import RatingData
@@ -60,19 +61,29 @@ def read_titles(path: str, delimiter: str | None = None,
   return titles
 
 
-def with_titles(data: RatingData, path: str, **options) -> RatingData:
-  """``data`` with :attr:`RatingData.item_titles` from ``path`` (an id the
-  file does not name gets ``""``; a header line matches no id and is
-  ignored). ``options`` go to :func:`read_titles`."""
+def title_array(item_ids: np.ndarray, path: str, **options) -> np.ndarray:
+  """The titles of ``item_ids`` (raw ids, as in
+  :attr:`RatingData.item_ids`) named by the file ``path``: ``""`` for an id
+  the file does not name (a header line matches no id and is ignored).
+  ``options`` go to :func:`read_titles`.
+
+  Raises:
+    DataFormatError: the file names none of the ids (another id scheme).
+  """
   titles = read_titles(path, **options)
-  text = lambda raw: raw.decode("utf-8", "replace") if isinstance(
-      raw, bytes) else str(raw)
-  names = np.asarray([titles.get(text(i), "") for i in data.item_ids],
+  names = np.asarray([titles.get(show_id(i), "") for i in item_ids],
                      dtype=str)
-  if data.item_ids.size and not np.any(names != ""):
+  if names.size and not np.any(names != ""):
     raise DataFormatError(f"{path} names none of the data's "
-                          f"{data.item_ids.size} items (another id scheme?).")
-  return dataclasses.replace(data, item_titles=names)
+                          f"{names.size} items (another id scheme?).")
+  return names
+
+
+def with_titles(data: RatingData, path: str, **options) -> RatingData:
+  """``data`` with :attr:`RatingData.item_titles` from ``path``
+  (:func:`title_array`)."""
+  return dataclasses.replace(
+      data, item_titles=title_array(data.item_ids, path, **options))
 
 
 def release_titles(data: RatingData, data_dir: str) -> RatingData:
