@@ -48,7 +48,6 @@ import numpy as np
 
 import glocal_jax as gj
 from glocal_jax import experiment
-from glocal_jax import flops
 from glocal_jax import optim
 from glocal_jax import sharding
 from glocal_jax import training
@@ -119,13 +118,8 @@ def peak_memory_bytes() -> int:
 
 def flop_counts(config: gj.GLocalKConfig, train_data) -> dict:
   """Analytic FLOPs of one evaluation of each phase."""
-  support = (train_data.support.sizes if train_data.support is not None
-             else None)
-  return {phase: flops.per_evaluation(
-      train_data.plan, phase, train_data.shape, train_data.ratings.count(),
-      config.hidden, n_dim=config.n_dim, kernel_size=config.kernel_size,
-      conv_layers=config.conv_layers, aggregation=config.aggregation,
-      support=support) for phase in training.PHASES}
+  return experiment.phase_flops(config, train_data,
+                                train_data.ratings.count())
 
 
 def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int]):
@@ -159,14 +153,7 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   except (TypeError, ValueError) as e:
     cli.fail(f"driver {spec!r}: {e}")
   params0 = initial_params(config, data.shape)
-  losses = jax.numpy.zeros((FLAGS.seeds,) if FLAGS.seeds > 1 else ())
-  first = {}  # warm-up: compile (and run once) each phase's epoch
-  for phase, tree in (("pretrain", params0["autoencoder"]),
-                      ("finetune", params0)):
-    tic = time.perf_counter()
-    jax.block_until_ready(fns[phase](
-        tree, train_data, optim.EpochStart.unknown(losses, tree)))
-    first[phase] = time.perf_counter() - tic
+  first = first_epoch_seconds(fns, params0, train_data)
 
   def callback(record, params):
     if record.phase != "finetune":
@@ -176,6 +163,29 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
 
   history = gj.train(config, train_data, params=params0, callback=callback,
                      epoch_fns=fns).history
+  return {"driver": spec, "first_step": config.first_step,
+          "seeds": FLAGS.seeds,
+          "seed_batching": (("devices" if spread else FLAGS.seed_batching)
+                            if batched else None),
+          **schedule_figures(history, first, flop_counts(config, train_data))}
+
+
+def first_epoch_seconds(fns: dict, params0, train_data) -> dict:
+  """The warm-up: each phase's epoch compiled and run once, timed."""
+  losses = jax.numpy.zeros((FLAGS.seeds,) if FLAGS.seeds > 1 else ())
+  first = {}
+  for phase, tree in (("pretrain", params0["autoencoder"]),
+                      ("finetune", params0)):
+    tic = time.perf_counter()
+    jax.block_until_ready(fns[phase](
+        tree, train_data, optim.EpochStart.unknown(losses, tree)))
+    first[phase] = time.perf_counter() - tic
+  return first
+
+
+def schedule_figures(history: list, first: dict, counts: dict) -> dict:
+  """A schedule's times, counts, RMSE and FLOP rate from its epoch records,
+  the warm-up times ``first`` and the FLOPs per evaluation ``counts``."""
   seconds = {p: [r.seconds for r in history if r.phase == p]
              for p in training.PHASES}
   compile_seconds = sum(max(0.0, first[p] - float(np.median(seconds[p])))
@@ -185,16 +195,10 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   iterations = sum(int(np.max(r.iterations)) for r in history)
   evals = {p: sum(int(np.sum(r.evaluations)) for r in history if r.phase == p)
            for p in training.PHASES}
-  counts = flop_counts(config, train_data)
   total_flops = sum(evals[p] * counts[p] for p in training.PHASES)
   rmses = np.array([r.metrics["test_rmse"] for r in history
                     if r.phase == "finetune"]).reshape(-1, FLAGS.seeds)
   return {
-      "driver": spec,
-      "first_step": config.first_step,
-      "seeds": FLAGS.seeds,
-      "seed_batching": (("devices" if spread else FLAGS.seed_batching)
-                        if batched else None),
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
       "ms_per_iteration": round(1000 * train_seconds / max(iterations, 1), 1),

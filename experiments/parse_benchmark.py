@@ -11,6 +11,13 @@ time in a fresh process: the first parses the text and writes the cache
 beside it, the second reads the cache. Records each load's seconds and the
 process's peak resident memory, the ratings loaded (checked against the
 lines written), and the provenance.
+
+``--readers=glocal_jax,pyarrow,pandas`` also times the text parse alone
+against other readers, each in a fresh process (imports not timed) and on the same file: the
+user, movie and rating columns of every line into NumPy arrays
+(glocal_jax.data.parsing.read_table as the loader calls it;
+``pyarrow.csv.read_csv``; ``pandas.read_csv`` with its C engine). pyarrow
+and pandas are not dependencies of glocal_jax: install them to compare.
 """
 
 import json
@@ -39,6 +46,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the synthetic ratings.")
 flags.DEFINE_string("work_dir", None, "Folder for ratings.csv and its cache "
                     "(default: a temporary folder, removed afterwards).")
 flags.DEFINE_string("output_json", None, "Where the timings go.")
+flags.DEFINE_list("readers", [], "Text readers to time on the same file "
+                  "(each in a fresh process), of glocal_jax, pyarrow, "
+                  "pandas.")
 FLAGS = flags.FLAGS
 
 # One load in a fresh process: its seconds, peak RSS and what it loaded.
@@ -52,6 +62,37 @@ print(json.dumps({
     "seconds": round(seconds, 2),
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "ratings": int(d.train.count() + d.test.count()), "shape": list(d.shape)}))
+"""
+
+# One parse of the three columns in a fresh process, by each reader: its
+# imports (not timed), then the parse (timed).
+_PARSE = {
+    "glocal_jax": ("from glocal_jax.data import parsing", """
+t = parsing.read_table(path, (0, 1, 2), kinds=("id", "id", "number"))
+columns = t.columns
+"""),
+    "pyarrow": ("from pyarrow import csv", """
+t = csv.read_csv(path, convert_options=csv.ConvertOptions(
+    include_columns=["userId", "movieId", "rating"]))
+columns = [t.column(i).to_numpy() for i in range(3)]
+"""),
+    "pandas": ("import pandas", """
+t = pandas.read_csv(path, usecols=[0, 1, 2], engine="c")
+columns = [t.iloc[:, i].to_numpy() for i in range(3)]
+"""),
+}
+_TIMED_PARSE = """
+import json, resource, sys, time
+{imports}
+path = sys.argv[1]
+tic = time.perf_counter()
+{parse}
+seconds = time.perf_counter() - tic
+print(json.dumps({{
+    "seconds": round(seconds, 2),
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "ratings": int(len(columns[2])),
+    "rating_sum": float(columns[2].sum())}}))
 """
 
 
@@ -79,9 +120,11 @@ def write_ratings(path: str, lines: int, users: int, movies: int,
           user.tolist(), movie.tolist(), stars.tolist(), stamp.tolist())))
 
 
-def timed_load(data_dir: str) -> dict:
+def timed_load(data_dir: str, code: str = _LOAD) -> dict:
+  """Runs ``code`` on ``data_dir`` in a fresh process: its JSON line, and
+  the process's seconds."""
   tic = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-c", _LOAD, data_dir],
+  proc = subprocess.run([sys.executable, "-c", code, data_dir],
                         capture_output=True, text=True, check=False)
   if proc.returncode != 0:
     cli.fail(f"loading {data_dir} failed: {proc.stderr.strip()[-2000:]}")
@@ -96,6 +139,9 @@ def main(argv):
     cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
   if FLAGS.lines <= 0:
     cli.fail("--lines must be positive.")
+  unknown = [r for r in FLAGS.readers if r not in _PARSE]
+  if unknown:
+    cli.fail(f"--readers: unknown {unknown}; known: {list(_PARSE)}")
   work = FLAGS.work_dir or tempfile.mkdtemp(prefix="parse_benchmark_")
   os.makedirs(work, exist_ok=True)
   path = os.path.join(work, "ratings.csv")
@@ -112,8 +158,22 @@ def main(argv):
       if load["ratings"] != FLAGS.lines:
         cli.fail(f"{name} load returned {load['ratings']} ratings, not the "
                  f"{FLAGS.lines} written.")
+    parses = {}
+    for reader in FLAGS.readers:
+      imports, parse = _PARSE[reader]
+      parses[reader] = timed_load(path, _TIMED_PARSE.format(
+          imports=imports, parse=parse))
+      print(f"parse by {reader}: {parses[reader]['seconds']} s, peak RSS "
+            f"{parses[reader]['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
+      if parses[reader]["ratings"] != FLAGS.lines:
+        cli.fail(f"{reader} read {parses[reader]['ratings']} ratings, not "
+                 f"the {FLAGS.lines} written.")
+    sums = {round(p["rating_sum"], 3) for p in parses.values()}
+    if len(sums) > 1:
+      cli.fail(f"the readers disagree on the ratings' sum: {parses}")
     result = {"provenance": provenance(), "lines": FLAGS.lines,
-              "file_bytes": os.path.getsize(path), "loads": loads}
+              "file_bytes": os.path.getsize(path), "loads": loads,
+              **({"parses": parses} if parses else {})}
   finally:
     if FLAGS.work_dir is None:
       shutil.rmtree(work, ignore_errors=True)

@@ -218,8 +218,12 @@ def run():
     sys.exit(130)
   except ValueError as e:
     cli.fail(str(e))
-  if not cli.is_writer():
-    return
+  if cli.is_writer():
+    write_results(result, data)
+
+
+def write_results(result: dict, data: gdata.RatingData) -> None:
+  """metrics.json, the curves and the closing lines of a finished run."""
   result.update(validation_fraction=FLAGS.validation_fraction,
                 data_notes=list(data.notes), provenance=provenance())
   path = os.path.join(FLAGS.output_dir, "metrics.json")

@@ -339,18 +339,25 @@ def eta_seconds(history: list[dict], config: GLocalKConfig,
              for phase, _ in left)
 
 
-def flop_ratio(config: GLocalKConfig, train_data: TrainingData,
-               nnz: int) -> float:
-  """Fine-tuning over pre-training FLOPs per evaluation
+def phase_flops(config: GLocalKConfig, train_data: TrainingData,
+                nnz: int) -> dict[str, float]:
+  """FLOPs of one loss-and-gradient evaluation of each phase
   (:func:`glocal_jax.flops.per_evaluation`) of ``nnz`` training ratings
   (passed in: a process need not be able to read sharded data)."""
   support = train_data.support.sizes if train_data.support else None
-  count = lambda phase: flops.per_evaluation(
-      train_data.plan, phase, train_data.shape, nnz,
-      config.hidden, n_dim=config.n_dim, kernel_size=config.kernel_size,
+  return {phase: flops.per_evaluation(
+      train_data.plan, phase, train_data.shape, nnz, config.hidden,
+      n_dim=config.n_dim, kernel_size=config.kernel_size,
       conv_layers=config.conv_layers, aggregation=config.aggregation,
-      support=support)
-  return count("finetune") / count("pretrain")
+      support=support) for phase in training.PHASES}
+
+
+def flop_ratio(config: GLocalKConfig, train_data: TrainingData,
+               nnz: int) -> float:
+  """Fine-tuning over pre-training FLOPs per evaluation
+  (:func:`phase_flops`)."""
+  counts = phase_flops(config, train_data, nnz)
+  return counts["finetune"] / counts["pretrain"]
 
 
 def seed_keys(seeds: list[int]) -> jax.Array:
@@ -485,6 +492,58 @@ def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
   return ckpt
 
 
+def _starting_point(ckpt: Optional[checkpoint.Checkpoint], seed: int
+                    ) -> tuple:
+  """Where :func:`fit` starts: ``(params, key, (phase, epoch), history,
+  seconds before, step_scale, epoch_start)`` from the checkpoint, else
+  from scratch."""
+  if ckpt is None:
+    return None, jax.random.PRNGKey(seed), ("pretrain", 0), [], 0.0, None, None
+  history = ckpt.meta["history"]
+  start = (ckpt.meta["phase"], ckpt.meta["epoch"])
+  # The curvature scale the next epoch of the phase starts from, and
+  # (checkpoints since it was kept) its loss and gradient.
+  step_scale = history[-1].get("step_scale") if history else None
+  epoch_start = start_from_arrays(ckpt.arrays, training.phase_tree(
+      start[0], ckpt.params), step_scale)
+  return (ckpt.params, ckpt.key, start, history, ckpt.meta["seconds"],
+          step_scale, epoch_start)
+
+
+def _evaluating_callback(history: list[dict], config: GLocalKConfig,
+                         model_data: RatingData, train_data: TrainingData,
+                         cold_fallback: bool, report: Callable[[], None],
+                         after: Optional[Callable] = None,
+                         **options) -> training.Callback:
+  """The :func:`glocal_jax.training.train` callback of the fits: each
+  epoch's record, with its :func:`evaluate` metrics (``options`` go there)
+  and their time, appended to ``history``; then ``report()`` (a progress
+  line from ``history``) and ``after(record, params)``."""
+  def callback(record: training.EpochRecord, params) -> dict:
+    tic = time.perf_counter()
+    metrics = evaluate(config, params, model_data, train_data, record.phase,
+                       cold_fallback, **options)
+    history.append({**record.to_dict(), "metrics": metrics,
+                    "evaluation_seconds": time.perf_counter() - tic})
+    report()
+    if after is not None:
+      after(record, params)
+    return metrics
+  return callback
+
+
+def _per_run(history: list[dict], count: int, means: dict,
+             scale: RatingScale) -> list[tuple[list[dict], dict, list[str]]]:
+  """Of a batched fit's ``history``: each of its ``count`` runs' history,
+  :func:`summarise` and :func:`diagnose` warnings."""
+  out = []
+  for i in range(count):
+    view = _seed_view(history, i)
+    summary = summarise(view)
+    out.append((view, summary, diagnose(summary, view, means, scale)))
+  return out
+
+
 def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         stop_after: Optional[int] = None,
@@ -548,50 +607,36 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
       f"{prepare_seconds:.1f}s" + (f", items split over {devices} devices"
                                    if devices > 1 else ""))
   data_print = fingerprint(data)
-  params, key, start, history = None, jax.random.PRNGKey(seed), (
-      "pretrain", 0), []
-  step_scale = epoch_start = None
-  seconds_before = 0.0
-  if resume:
-    if not checkpoint_dir:
-      raise ValueError("resume needs a checkpoint directory.")
-    ckpt = resume_from(checkpoint_dir, config, seed, data_print, log)
-    if ckpt is not None:
-      params, key, history = ckpt.params, ckpt.key, ckpt.meta["history"]
-      seconds_before = ckpt.meta["seconds"]
-      start = (ckpt.meta["phase"], ckpt.meta["epoch"])
-      # The curvature scale the next epoch of the phase starts from, and
-      # (checkpoints since it was kept) its loss and gradient.
-      step_scale = history[-1].get("step_scale") if history else None
-      epoch_start = start_from_arrays(ckpt.arrays, training.phase_tree(
-          start[0], params), step_scale)
-      log(f"Resuming after {start[0]} epoch {start[1]}.")
+  if resume and not checkpoint_dir:
+    raise ValueError("resume needs a checkpoint directory.")
+  ckpt = (resume_from(checkpoint_dir, config, seed, data_print, log)
+          if resume else None)
+  params, key, start, history, seconds_before, step_scale, epoch_start = (
+      _starting_point(ckpt, seed))
+  if ckpt is not None:
+    log(f"Resuming after {start[0]} epoch {start[1]}.")
   arrays = checkpoint_arrays(data) if checkpoint_dir else None
   ratio = flop_ratio(config, train_data, data.train.count())
 
-  def callback(record: training.EpochRecord, params) -> dict:
-    evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, model_data, train_data,
-                              record.phase, cold_fallback)
-    entry = {**record.to_dict(),
-             "evaluation_seconds": time.perf_counter() - evaluation_tic}
-    history.append(entry)
-    log(epoch_line(entry, time.perf_counter() - tic,
-                   eta_seconds(history, config, ratio)))
-    if checkpoint_dir and jax.process_index() == 0:
-      meta = {"config": config.to_dict(), "seed": seed, "data": data_print,
-              "cold_fallback": cold_fallback, "phase": record.phase,
-              "epoch": record.epoch, "history": history,
-              "seconds": seconds_before + time.perf_counter() - tic}
-      writer.save(checkpoint_dir, params, key, meta,
-                  arrays={**arrays, **start_arrays(record.next_start)})
-      valid = [h["metrics"]["valid_rmse"] for h in history
-               if "valid_rmse" in h["metrics"]]
-      if valid and valid[-1] <= min(valid):
-        # The honest protocol's model so far: what load_model gives.
-        writer.save(os.path.join(checkpoint_dir, SELECTED), params, key, meta,
-                    arrays=arrays)
-    return record.metrics
+  def save(record: training.EpochRecord, params) -> None:
+    meta = {"config": config.to_dict(), "seed": seed, "data": data_print,
+            "cold_fallback": cold_fallback, "phase": record.phase,
+            "epoch": record.epoch, "history": history,
+            "seconds": seconds_before + time.perf_counter() - tic}
+    writer.save(checkpoint_dir, params, key, meta,
+                arrays={**arrays, **start_arrays(record.next_start)})
+    valid = [h["metrics"]["valid_rmse"] for h in history
+             if "valid_rmse" in h["metrics"]]
+    if valid and valid[-1] <= min(valid):
+      # The honest protocol's model so far: what load_model gives.
+      writer.save(os.path.join(checkpoint_dir, SELECTED), params, key, meta,
+                  arrays=arrays)
+
+  callback = _evaluating_callback(
+      history, config, model_data, train_data, cold_fallback,
+      lambda: log(epoch_line(history[-1], time.perf_counter() - tic,
+                             eta_seconds(history, config, ratio))),
+      after=save if checkpoint_dir and jax.process_index() == 0 else None)
 
   # The next epoch runs while a checkpoint is written; the last is written
   # before fit returns or raises.
@@ -669,28 +714,24 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
                                 copies=len(seeds))
   ratio = flop_ratio(config, train_data, data.train.count())
 
-  def callback(record: training.EpochRecord, params) -> dict:
-    evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(config, params, model_data, train_data,
-                              record.phase, cold_fallback)
-    history.append({**record.to_dict(), "evaluation_seconds":
-                    time.perf_counter() - evaluation_tic})
-    m = record.metrics
-    log(f"{record.phase} epoch {record.epoch}: test RMSE per seed "
-        f"{np.round(m['test_rmse'], 4).tolist()} ensemble "
-        f"{m['ensemble_test_rmse']:.4f} | {time.perf_counter() - tic:.1f}s "
-        f"elapsed, ETA {eta_seconds(history, config, ratio):.0f}s")
-    return record.metrics
+  def report() -> None:
+    h = history[-1]
+    log(f"{h['phase']} epoch {h['epoch']}: test RMSE per seed "
+        f"{np.round(h['metrics']['test_rmse'], 4).tolist()} ensemble "
+        f"{h['metrics']['ensemble_test_rmse']:.4f} | "
+        f"{time.perf_counter() - tic:.1f}s elapsed, ETA "
+        f"{eta_seconds(history, config, ratio):.0f}s")
 
+  callback = _evaluating_callback(history, config, model_data, train_data,
+                                  cold_fallback, report)
   epoch_fns = epoch_fns or training.make_epoch_fns(config, batched=True)
   training.train(config, train_data, seed_keys(seeds), params=params,
                  start=start, callback=callback, epoch_fns=epoch_fns)
-  views = [_seed_view(history, i) for i in range(len(seeds))]
-  per_seed = [summarise(view) for view in views]
   means = mean_predictor_rmse(data)
-  warnings = [f"seed {seed}: {w}" for seed, summary, view in
-              zip(seeds, per_seed, views)
-              for w in diagnose(summary, view, means, data.scale)]
+  runs = _per_run(history, len(seeds), means, data.scale)
+  per_seed = [summary for _, summary, _ in runs]
+  warnings = [f"seed {seed}: {w}" for seed, (_, _, found) in zip(seeds, runs)
+              for w in found]
   for warning in warnings:
     log(f"warning: {warning}")
   stats = {}
@@ -757,31 +798,24 @@ def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
   params = jax.tree.map(
       lambda x: jnp.broadcast_to(x, (len(configs),) + x.shape), one)
 
-  def callback(record: training.EpochRecord, params) -> dict:
-    evaluation_tic = time.perf_counter()
-    record.metrics = evaluate(base, params, model_data, train_data,
-                              record.phase, cold_fallback,
-                              dot_scale=hyper["dot_scale"])
-    history.append({**record.to_dict(), "evaluation_seconds":
-                    time.perf_counter() - evaluation_tic})
-    split = "valid" if "valid_rmse" in record.metrics else "test"
-    rmse = np.round(record.metrics[f"{split}_rmse"], 4).tolist()
-    log(f"{record.phase} epoch {record.epoch}: {split} RMSE per "
-        f"configuration {rmse} | {time.perf_counter() - tic:.1f}s elapsed")
-    return record.metrics
+  def report() -> None:
+    h = history[-1]
+    split = "valid" if "valid_rmse" in h["metrics"] else "test"
+    rmse = np.round(h["metrics"][f"{split}_rmse"], 4).tolist()
+    log(f"{h['phase']} epoch {h['epoch']}: {split} RMSE per configuration "
+        f"{rmse} | {time.perf_counter() - tic:.1f}s elapsed")
 
+  callback = _evaluating_callback(history, base, model_data, train_data,
+                                  cold_fallback, report,
+                                  dot_scale=hyper["dot_scale"])
   training.train(base, train_data, params=params, callback=callback,
                  epoch_fns=training.make_epoch_fns(
                      base, batched=True, seed_batching=seed_batching,
                      hyper_axis=True), hyper=hyper)
   means = mean_predictor_rmse(data)
-  runs = []
-  for i, config in enumerate(configs):
-    view = _seed_view(history, i)
-    summary = summarise(view)
-    runs.append({"config": config.to_dict(), **summary,
-                 "warnings": diagnose(summary, view, means, data.scale),
-                 "history": view})
+  runs = [{"config": config.to_dict(), **summary, "warnings": warnings,
+           "history": view} for config, (view, summary, warnings) in
+          zip(configs, _per_run(history, len(configs), means, data.scale))]
   return {"runs": runs, "seconds": time.perf_counter() - tic,
           "compile_seconds": float(sum(h["compile_seconds"]
                                        for h in history)),

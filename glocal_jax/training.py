@@ -351,12 +351,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     True
   """
   if params is None:
-    if key is None:
-      raise ValueError("train needs a PRNG key or initial params.")
-    key = jnp.asarray(key)
-    init = functools.partial(init_params, config, n_items=data.shape[0],
-                             n_users=data.shape[1])
-    params = jax.vmap(init)(key) if key.ndim == 2 else init(key)
+    params = _initial_params(config, key, data.shape)
   if isinstance(data, Ratings):
     copies = params["autoencoder"][-1]["b"].shape[0] if is_stacked(
         params) else 1
@@ -379,10 +374,9 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       if known is None and phase == start[0] and start[1] > 0:
         begin = (epoch_start if epoch_start is not None else
                  EpochStart.unknown(np.zeros(seeds), tree, step_scale))
-      elif known is not None and known[0] == phase:
-        begin = known[1]
-      else:
-        begin = EpochStart.unknown(np.zeros(seeds), tree)
+      else:  # the previous epoch's end, in the same phase
+        begin = (known[1] if known is not None and known[0] == phase else
+                 EpochStart.unknown(np.zeros(seeds), tree))
       compile_seconds = fn.compile(tree, given, begin) if isinstance(
           fn, CompiledEpoch) else 0.0
       # Once the first epoch is compiled, the later phases' epochs compile
@@ -398,10 +392,7 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       new_params = ({**params, "autoencoder": new_tree}
                     if phase == "pretrain" else new_tree)
       loss = np.asarray(stats.loss)
-      if not (np.all(np.isfinite(loss)) and all_finite(new_params)):
-        raise NonFiniteError(
-            f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
-            "non-finite; lower the regularisers' scale or check the data.")
+      _check_finite(phase, epoch, loss, new_params)
       params = new_params
       known = (phase, EpochStart.known(stats))
       record = EpochRecord(phase, epoch, loss.tolist(),
@@ -416,6 +407,27 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   finally:
     ahead.shutdown(wait=False, cancel_futures=True)
   return TrainResult(params, history)
+
+
+def _initial_params(config: GLocalKConfig, key: Optional[jax.Array],
+                    shape: tuple[int, int]) -> model.Params:
+  """:func:`init_params` of ``key``, or of each of a stack of keys."""
+  if key is None:
+    raise ValueError("train needs a PRNG key or initial params.")
+  key = jnp.asarray(key)
+  init = functools.partial(init_params, config, n_items=shape[0],
+                           n_users=shape[1])
+  return jax.vmap(init)(key) if key.ndim == 2 else init(key)
+
+
+def _check_finite(phase: str, epoch: int, loss: np.ndarray,
+                  params: model.Params) -> None:
+  """Raises :class:`NonFiniteError` unless the epoch's loss and parameters
+  are all finite."""
+  if not (np.all(np.isfinite(loss)) and all_finite(params)):
+    raise NonFiniteError(
+        f"{phase} epoch {epoch}: the loss ({loss}) or a parameter became "
+        "non-finite; lower the regularisers' scale or check the data.")
 
 
 def phase_tree(phase: str, params: model.Params) -> Any:

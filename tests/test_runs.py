@@ -277,7 +277,7 @@ def test_parse_benchmark_loads_what_it_wrote(tmp_path):
   out = tmp_path / "parse.json"
   proc = run_script("parse_benchmark.py", "--lines=3000", "--users=90",
                     "--movies=70", f"--work_dir={tmp_path / 'data'}",
-                    f"--output_json={out}")
+                    "--readers=glocal_jax", f"--output_json={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.load(open(out))
   assert_provenance(result["provenance"], "parse_benchmark.py")
@@ -293,6 +293,9 @@ def test_parse_benchmark_loads_what_it_wrote(tmp_path):
     assert load["shape"] == [len(np.unique(table[:, 1])),
                              len(np.unique(table[:, 0]))]
   assert (tmp_path / "data").is_dir()
+  parsed = result["parses"]["glocal_jax"]
+  assert parsed["ratings"] == 3000
+  assert parsed["rating_sum"] == pytest.approx(table[:, 2].sum())
 
 
 def test_scaling_script_times_each_representation(tmp_path):

@@ -369,22 +369,7 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
   train = read(train_file)
   test = read(test_file) if test_file else None
   if scale is None:
-    for raw in (train, test):
-      bad = np.flatnonzero(raw.values <= 0) if raw is not None else []
-      if len(bad):
-        raise DataFormatError(
-            f"{raw.path}, line {raw.lines[bad[0]]}: rating "
-            f"{raw.values[bad[0]]:g} (field {columns[2] + 1}): ratings must "
-            "be positive (0 means 'not rated'). Is the rating in another "
-            "field (--columns=USER,ITEM,RATING)?")
-    scale = scale_of(train.values if test is None else
-                      np.concatenate([train.values, test.values]))
-    if scale.low == scale.high:
-      raise DataFormatError(
-          f"{train_file}: every rating is {scale.low:g}: there is nothing "
-          "to learn which items a user prefers (and an RMSE of 0 would "
-          "mean nothing). If the data is on a wider scale, give it "
-          "(--rating_scale=LOW,HIGH).")
+    scale = _file_scale(train, test, columns[2])
   train, notes = check_raw(train, scale, False, duplicates)
   if test is None:
     train, test = seeded_split(train, test_fraction, seed)
@@ -400,29 +385,61 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
         f"{train_file}: {test.values.size} test and {train.values.size} "
         "training ratings; both are needed (test_fraction=0 trains on every "
         "rating, with no test set).")
+  test, more = _warm_test(train, test, cold_users,
+                          test.path if test_file else
+                          f"the test split of {train.path}")
+  return build(name, [train, test], scale, notes + more)
+
+
+def _file_scale(train: RawRatings, test: Optional[RawRatings],
+                field: int) -> RatingScale:
+  """The scale of a rating file's values (:func:`scale_of`), refusing
+  non-positive ratings (0 means 'not rated') and a single value."""
+  for raw in (train, test):
+    bad = np.flatnonzero(raw.values <= 0) if raw is not None else []
+    if len(bad):
+      raise DataFormatError(
+          f"{raw.path}, line {raw.lines[bad[0]]}: rating "
+          f"{raw.values[bad[0]]:g} (field {field + 1}): ratings must be "
+          "positive (0 means 'not rated'). Is the rating in another field "
+          "(--columns=USER,ITEM,RATING)?")
+  scale = scale_of(train.values if test is None else
+                   np.concatenate([train.values, test.values]))
+  if scale.low == scale.high:
+    raise DataFormatError(
+        f"{train.path}: every rating is {scale.low:g}: there is nothing to "
+        "learn which items a user prefers (and an RMSE of 0 would mean "
+        "nothing). If the data is on a wider scale, give it "
+        "(--rating_scale=LOW,HIGH).")
+  return scale
+
+
+def _warm_test(train: RawRatings, test: RawRatings, cold_users: str,
+               what: str) -> tuple[RawRatings, list[str]]:
+  """``test`` checked to share a user or an item with ``train`` (``what``
+  names it in the message), without its cold users' ratings when
+  ``cold_users="drop"``; and the note saying so."""
   _, (train_users, test_users) = map_ids([train.users, test.users])
   _, (train_items, test_items) = map_ids([train.items, test.items])
   warm_user = np.isin(test_users, train_users)
   warm_item = np.isin(test_items, train_items)
   if test.values.size and not (np.any(warm_user) or np.any(warm_item)):
-    what = (f"{test.path}" if test_file else
-            f"the test split of {train.path}")
     raise DataFormatError(
         f"{what} shares no user and no item with the training ratings: "
         "nothing learnt from training applies to it (another id scheme, or "
         "the columns in another order?).")
   cold = np.flatnonzero(~warm_user)
-  if cold.size and cold_users == "drop":
-    if cold.size == test.values.size:
-      raise DataFormatError(
-          f"all {cold.size} test ratings are by users with no training "
-          "rating (cold users); nothing would be left to evaluate. Pass "
-          "cold_users='keep' (--cold_users=keep) to keep them.")
-    users = np.unique(test.users[cold]).size
-    test = test.take(np.flatnonzero(warm_user))
-    notes.append(f"{cold.size} test rating(s) by {users} user(s) with no "
-                 "training rating dropped (cold users).")
-  return build(name, [train, test], scale, notes)
+  if not cold.size or cold_users != "drop":
+    return test, []
+  if cold.size == test.values.size:
+    raise DataFormatError(
+        f"all {cold.size} test ratings are by users with no training "
+        "rating (cold users); nothing would be left to evaluate. Pass "
+        "cold_users='keep' (--cold_users=keep) to keep them.")
+  users = np.unique(test.users[cold]).size
+  return test.take(np.flatnonzero(warm_user)), [
+      f"{cold.size} test rating(s) by {users} user(s) with no training "
+      "rating dropped (cold users)."]
 
 
 def _drop_overlap(train: RawRatings, test: RawRatings
