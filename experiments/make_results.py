@@ -236,6 +236,76 @@ def suite_section(out):
     render(out, r, lines)
 
 
+# The entries of the at-a-glance table, in order, and where their trained
+# rows come from: the suite's files, and Table 1's of this code (CPU).
+GLANCE = ("ml-100k", "ml-100k-folds", "douban", "flixster", "yahoo_music",
+          "ml-1m")
+GLANCE_FILES = ("suite_*.json", "table1_*_cpu.json")
+GLANCE_MODELS = ("glocal-k", "sparsefc", "i-autorec")
+
+
+def glance_section(out):
+  """One table over every data set: GLocal-K and the baselines under each
+  protocol (5-seed mean +- std, from the suite's and Table 1's files), the
+  best mean predictor and the best published rating-only number; and the
+  figure of it (``results/glance.png``)."""
+  files = [r for pattern in GLANCE_FILES for r in results(pattern)]
+  found, means, published = {}, {}, {}
+  for r in files:
+    published.update(r.data.get("published", {}))
+    for row in r.rows:
+      entry = row.get("entry") or row["dataset"]
+      if entry == "ml-100k-folds" and row.get("fold") != "1-5":
+        continue  # the folds' mean +- std row stands for them
+      if row["model"] in cli.MEAN_BASELINES and row["protocol"] == "paper":
+        best = means.get(entry)
+        if best is None or row["rmse_mean"] < best[1]:
+          means[entry] = (row["model"], row["rmse_mean"])
+      elif row["model"] in GLANCE_MODELS:
+        found[(entry, row["model"], row["protocol"])] = (row, r.name)
+  entries = [e for e in GLANCE if any(k[0] == e for k in found)]
+  if not entries:
+    return
+  out.append("## At a glance\n")
+  out.append("Test RMSE on each data set's whole test set, 5-seed mean +- "
+             "std: `validation` selects the epoch on 5% of the training "
+             "ratings held out (the honest protocol), `paper` takes the best "
+             "epoch on test as the paper does. Beside them, the best mean "
+             "predictor on the same split and the best published number "
+             "without side information. Each figure's file, with its "
+             "command and machine, is in the sections below.\n")
+  label = lambda model, protocol: f"{model} ({protocol})"
+  shown = [(m, p) for m in GLANCE_MODELS for p in ("validation", "paper")
+           if any((e, m, p) in found for e in entries)]
+  rows = []
+  for entry in entries:
+    cells = []
+    for model, protocol in shown:
+      hit = found.get((entry, model, protocol))
+      cells.append("-" if hit is None else
+                   f"{rating(hit[0]['rmse_mean'])} +- "
+                   f"{hit[0].get('rmse_std') or 0:.2g}")
+    mean = means.get(entry)
+    side_free = [(v, m) for m, v, side, _ in
+                 published.get(entry.replace("-folds", ""), []) if not side]
+    best = min(side_free) if side_free else None
+    rows.append([entry, *cells,
+                 "-" if mean is None else f"{rating(mean[1])} ({mean[0]})",
+                 "-" if best is None else f"{rating(best[0])} ({best[1]})"])
+  out.append(table(["data set", *(label(*c) for c in shown),
+                    "best mean predictor", "best published"], rows) + "\n")
+  sources = sorted({name for _, name in found.values()})
+  out.append("From " + ", ".join(f"`results/{n}`" for n in sources) + ".\n")
+  path = os.path.join(FLAGS.results_dir, "glance.png")
+  reporting.plot_glance(path, {
+      entry: {label(m, p): found[(entry, m, p)][0] for m, p in shown
+              if (entry, m, p) in found} for entry in entries},
+      {e: means[e][1] for e in entries if e in means},
+      [label(*c) for c in shown])
+  if os.path.exists(path):  # drawn now, or committed: linked either way
+    out.append(f"![glance]({os.path.relpath(path, ROOT)})\n")
+
+
 def tune_section(out):
   """Each tuning run (experiments/tune.py): the chosen configuration, its
   validation and test RMSE, against the best mean predictor."""
@@ -426,10 +496,11 @@ def sweep_section(out, name):
               or r["protocol"] == "paper"]
   if x is not None and all_rows:
     path = os.path.join(FLAGS.results_dir, f"{name}.png")
-    if reporting.plot_rows(path, all_rows, x, lambda r: ", ".join(
+    reporting.plot_rows(path, all_rows, x, lambda r: ", ".join(
         ([r["model"]] if name == "figure2" else [])
         + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
-           r["device"]])):
+           r["device"]]))
+    if os.path.exists(path):  # drawn now, or committed: linked either way
       out.append(f"![{name}]({os.path.relpath(path, ROOT)})\n")
 
 
@@ -578,6 +649,7 @@ def main(argv):
          "files in `results/`; above each table, the command, commit and "
          "machine recorded in its file. Paper numbers are those of the "
          "CIKM'21 paper (Tables 1-2).\n"])
+  glance_section(out)
   suite_section(out)
   tune_section(out)
   training_section(out)

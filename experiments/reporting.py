@@ -125,3 +125,38 @@ def plot_rows(path: str, rows: list[dict], x: str,
   plt.close(fig)
   print(f"wrote {path}")
   return True
+
+
+def plot_glance(path: str, rows: dict[str, dict[str, dict]],
+                means: dict[str, float], labels: list[str]) -> bool:
+  """Each data set's test RMSE (``rows[dataset][label]``: a row with
+  ``rmse_mean`` and ``rmse_std``; one bar per ``labels`` entry it has)
+  over its best mean predictor's (``means[dataset]``), so that data sets
+  on different scales share one axis; a PNG at ``path``. False when matplotlib is not installed."""
+  plt = pyplot()
+  if plt is None:
+    return False
+  fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rows), 3.8))
+  width = 0.8 / max(len(labels), 1)
+  for j, label in enumerate(labels):
+    xs, ys, errs = [], [], []
+    for i, (dataset, found) in enumerate(rows.items()):
+      if label in found and dataset in means:
+        xs.append(i + (j - (len(labels) - 1) / 2) * width)
+        ys.append(found[label]["rmse_mean"] / means[dataset])
+        errs.append((found[label].get("rmse_std") or 0.0) / means[dataset])
+    ax.bar(xs, ys, width, yerr=errs, capsize=2, label=label)
+  ax.axhline(1.0, color="gray", linestyle=":", label="best mean predictor")
+  ax.set_xticks(range(len(rows)), list(rows), fontsize=8)
+  ax.set_ylabel("test RMSE / best mean predictor's")
+  lows = [f["rmse_mean"] / means[d] for d, r in rows.items() if d in means
+          for f in r.values()]
+  ax.set_ylim(min(lows + [1.0]) - 0.05, 1.02)
+  ax.grid(alpha=0.3, axis="y")
+  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+            ncol=3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  print(f"wrote {path}")
+  return True

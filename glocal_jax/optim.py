@@ -27,8 +27,12 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 import optax
+
+# A pytree of arrays (parameters, gradients), as optax's ``Params``.
+PyTree = Any
 
 DRIVERS: tuple[str, ...] = ("optax", "jaxopt", "jaxopt-lbfgsb", "scipy")
 FIRST_STEPS: tuple[str, ...] = ("carried", "unit")
@@ -50,11 +54,11 @@ class EpochStats(NamedTuple):
     aux: with ``has_aux=True``, the auxiliary output of the loss at the
       returned parameters (one more evaluation, forward only); else None.
   """
-  loss: Any
-  evaluations: Any
-  iterations: Any
-  grad: Any
-  step_scale: Any
+  loss: ArrayLike
+  evaluations: ArrayLike
+  iterations: ArrayLike
+  grad: PyTree
+  step_scale: ArrayLike
   aux: Any = None
 
 
@@ -81,10 +85,10 @@ class EpochStart(NamedTuple):
       takes ``-step_scale * g`` as its first direction when it is positive
       and finite, and a unit-length step otherwise (0: unknown).
   """
-  value: Any
-  grad: Any
-  fresh: Any
-  step_scale: Any
+  value: ArrayLike
+  grad: PyTree
+  fresh: ArrayLike
+  step_scale: ArrayLike
 
   @classmethod
   def unknown(cls, value: Any, params: Any,

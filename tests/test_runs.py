@@ -590,7 +590,8 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
                     f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   os.rename(tmp_path / "figure3.json", tmp_path / "figure3_new_cpu.json")
-  (tmp_path / "figure3_old_h100.json").write_text(json.dumps(sweep_rows()))
+  (tmp_path / "figure3_old_h100.json").write_text(
+      json.dumps({"rows": sweep_rows()}))
   doc = tmp_path / "doc.md"
   doc.write_text("text\n<!-- results:figure3_new_cpu -->\nold\n"
                  "<!-- /results:figure3_new_cpu -->\nmore\n")
@@ -619,11 +620,54 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
 
 def test_make_results_draws_the_figures(tmp_path):
   pytest.importorskip("matplotlib")
-  (tmp_path / "figure3_old_h100.json").write_text(json.dumps(sweep_rows()))
+  (tmp_path / "figure3_old_h100.json").write_text(
+      json.dumps({"rows": sweep_rows()}))
   proc = make_results(tmp_path, "--docs=")
   assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "figure3.png").stat().st_size > 0
   assert "![figure3]" in (tmp_path / "R.md").read_text()
+
+
+def test_make_results_glance_table_takes_each_protocol_and_the_best_mean(
+    tmp_path):
+  """The at-a-glance table: one row per data set, from suite and Table 1
+  files alike; the folds' row is their mean; a mean predictor's column is
+  the lowest of them; the published number is the best without side
+  information."""
+  row = lambda **kw: {"protocol": "paper", "seeds": 5, "rmse_std": 0.001,
+                      **kw}
+  suite = {"rows": [
+      row(dataset="flixster", entry="flixster", model="glocal-k",
+          rmse_mean=0.8861),
+      row(dataset="flixster", entry="flixster", model="glocal-k",
+          protocol="validation", rmse_mean=0.8883),
+      row(dataset="flixster", entry="flixster", model="user-mean",
+          rmse_mean=0.8933),
+      row(dataset="flixster", entry="flixster", model="item-mean",
+          rmse_mean=1.1363),
+      row(dataset="ml-100k", entry="ml-100k-folds", fold="2",
+          model="glocal-k", rmse_mean=0.7),
+      row(dataset="ml-100k", entry="ml-100k-folds", fold="1-5",
+          model="glocal-k", rmse_mean=0.8777)],
+      "published": {"flixster": [["IGMC", 0.872, False, "s"],
+                                 ["GC-MC+side", 0.8, True, "s"]]}}
+  (tmp_path / "suite_x_cpu.json").write_text(json.dumps(suite))
+  (tmp_path / "table1_douban_cpu.json").write_text(json.dumps({"rows": [
+      row(dataset="douban", model="sparsefc", protocol="validation",
+          rmse_mean=0.7311)]}))
+  proc = make_results(tmp_path, "--docs=")
+  assert proc.returncode == 0, proc.stderr
+  text = (tmp_path / "R.md").read_text()
+  glance = text[text.index("## At a glance"):text.index("## The benchmark")]
+  lines = [line for line in glance.splitlines() if line.startswith("| ")]
+  assert lines[0] == ("| data set | glocal-k (validation) | glocal-k (paper) "
+                      "| sparsefc (validation) | best mean predictor | "
+                      "best published |")
+  assert lines[1:] == [
+      "| ml-100k-folds | - | 0.8777 +- 0.001 | - | - | - |",
+      "| douban | - | - | 0.7311 +- 0.001 | - | - |",
+      "| flixster | 0.8883 +- 0.001 | 0.8861 +- 0.001 | - | 0.8933 "
+      "(user-mean) | 0.872 (IGMC) |"]
 
 
 def test_own_csv_trains_beats_item_mean_and_recommends(tmp_path):
