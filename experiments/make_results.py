@@ -118,19 +118,23 @@ def added_in(path: str) -> str:
   return f"Added in commit `{lines[-1]}`." if lines else ""
 
 
-def results(pattern: str) -> list[Result]:
-  return [Result(p) for p in sorted(glob.glob(os.path.join(
-      FLAGS.results_dir, pattern)))]
 
 
 class Report(list):
-  """RESULTS.md's lines, and each file's rendered header and table by file
-  stem (``rendered``): what the docs' ``<!-- results:STEM -->`` sections
-  show."""
+  """RESULTS.md's lines as the sections append them, the folder of result
+  files they read (``results_dir``), and each file's rendered header and
+  table by file stem (``rendered``): what the docs' ``<!-- results:STEM
+  -->`` sections show."""
 
-  def __init__(self, lines: list[str]):
+  def __init__(self, lines: list[str], results_dir: str):
     super().__init__(lines)
+    self.results_dir = results_dir
     self.rendered = {}
+
+  def results(self, pattern: str) -> list[Result]:
+    """The result files of ``results_dir`` matching ``pattern``, sorted."""
+    return [Result(p) for p in sorted(glob.glob(os.path.join(
+        self.results_dir, pattern)))]
 
 
 def render(out: Report, result: Result, lines: list[str]) -> None:
@@ -157,7 +161,7 @@ def machine(row: dict, result: Result) -> str:
 def section(out: list, pattern: str, title: str) -> list[Result]:
   """The result files matching ``pattern``; when there are any, the
   section's ``title`` is appended to ``out`` first, as a ``##`` line."""
-  files = results(pattern)
+  files = out.results(pattern)
   if files:
     out.append(f"## {title}\n")
   return files
@@ -249,7 +253,7 @@ def glance_section(out):
   protocol (5-seed mean +- std, from the suite's and Table 1's files), the
   best mean predictor and the best published rating-only number; and the
   figure of it (``results/glance.png``)."""
-  files = [r for pattern in GLANCE_FILES for r in results(pattern)]
+  files = [r for pattern in GLANCE_FILES for r in out.results(pattern)]
   found, means, published = {}, {}, {}
   for r in files:
     published.update(r.data.get("published", {}))
@@ -296,7 +300,7 @@ def glance_section(out):
                     "best mean predictor", "best published"], rows) + "\n")
   sources = sorted({name for _, name in found.values()})
   out.append("From " + ", ".join(f"`results/{n}`" for n in sources) + ".\n")
-  path = os.path.join(FLAGS.results_dir, "glance.png")
+  path = os.path.join(out.results_dir, "glance.png")
   reporting.plot_glance(path, {
       entry: {label(m, p): found[(entry, m, p)][0] for m, p in shown
               if (entry, m, p) in found} for entry in entries},
@@ -402,7 +406,7 @@ def scaling_section(out):
   for r in files:
     lines = [evaluation_table(r.rows, lead=("point", "ratings",
                                             "representation")) + "\n"]
-    path = os.path.join(FLAGS.results_dir, r.name[:-5] + ".png")
+    path = os.path.join(out.results_dir, r.name[:-5] + ".png")
     if os.path.exists(path):
       # From the repository's root, so that the link works in docs/ too.
       lines.append(f"![{r.name[:-5]}](/{os.path.relpath(path, ROOT)})\n")
@@ -495,7 +499,7 @@ def sweep_section(out, name):
   all_rows = [r for r in all_rows if r["model"] not in cli.MEAN_BASELINES
               or r["protocol"] == "paper"]
   if x is not None and all_rows:
-    path = os.path.join(FLAGS.results_dir, f"{name}.png")
+    path = os.path.join(out.results_dir, f"{name}.png")
     reporting.plot_rows(path, all_rows, x, lambda r: ", ".join(
         ([r["model"]] if name == "figure2" else [])
         + [f"{r['protocol']} protocol", f"{r['seeds']} seed(s)",
@@ -515,7 +519,8 @@ def collapse_section(out):
   rating. A seed within COLLAPSE_TOLERANCE of that baseline (same dataset
   training ratio and protocol) is listed as collapsed.
   """
-  sweeps = [(name, r) for name in SWEEPS for r in results(f"{name}_*.json")]
+  sweeps = [(name, r) for name in SWEEPS
+            for r in out.results(f"{name}_*.json")]
   user_mean = {(row["dataset"], row.get("ratio", 1.0), row["protocol"]):
                row["rmse_mean"] for _, r in sweeps for row in r.rows
                if row.get("model") == "user-mean"}
@@ -616,22 +621,23 @@ def parse_section(out):
 
 def tests_section(out):
   """How long the test suite takes (``experiments/time_tests.py``)."""
-  for r in results("tests_*.json"):
+  for r in out.results("tests_*.json"):
     render(out, r, [f"`python -m pytest -q tests`: {r.data['summary']}, "
                     f"{r.data['seconds']:.0f} s in all.\n"])
 
 
-def render_docs(path: str, sections: dict) -> None:
-  """Fills the ``<!-- results:NAME -->`` sections of ``path``."""
+def render_docs(path: str, report: Report) -> None:
+  """Fills the ``<!-- results:NAME -->`` sections of ``path`` from
+  ``report.rendered``."""
   with open(path) as f:
     text = f.read()
 
   def fill(match):
     name = match.group(1)
-    if name not in sections:
+    if name not in report.rendered:
       raise SystemExit(f"{path}: no result file {name}.json under "
-                       f"{FLAGS.results_dir} for its section")
-    return (f"<!-- results:{name} -->\n" + "\n".join(sections[name])
+                       f"{report.results_dir} for its section")
+    return (f"<!-- results:{name} -->\n" + "\n".join(report.rendered[name])
             + f"\n<!-- /results:{name} -->")
 
   new = re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", fill,
@@ -642,13 +648,15 @@ def render_docs(path: str, sections: dict) -> None:
     print(f"wrote {path}")
 
 
-def main(argv):
-  del argv
+def write_results(results_dir: str, output: str, docs: list[str]) -> Report:
+  """Renders every result file of ``results_dir`` into ``output`` (and the
+  ``<!-- results:NAME -->`` sections of each existing file of ``docs``);
+  returns the report."""
   out = Report(["# Results\n",
-         "Generated by `python experiments/make_results.py` from the JSON "
-         "files in `results/`; above each table, the command, commit and "
-         "machine recorded in its file. Paper numbers are those of the "
-         "CIKM'21 paper (Tables 1-2).\n"])
+                "Generated by `python experiments/make_results.py` from the "
+                "JSON files in `results/`; above each table, the command, "
+                "commit and machine recorded in its file. Paper numbers are "
+                "those of the CIKM'21 paper (Tables 1-2).\n"], results_dir)
   glance_section(out)
   suite_section(out)
   tune_section(out)
@@ -661,15 +669,22 @@ def main(argv):
   scaling_section(out)
   peer_section(out)
   parse_section(out)
-  if results("tests_*.json"):
+  if out.results("tests_*.json"):
     out.append("## The test suite (`experiments/time_tests.py`)\n")
     tests_section(out)
-  with open(FLAGS.output, "w") as f:
+  with open(output, "w") as f:
     f.write("\n".join(out))
-  print(f"wrote {FLAGS.output}")
-  for path in FLAGS.docs:
+  print(f"wrote {output}")
+  for path in docs:
     if os.path.exists(path):
-      render_docs(path, out.rendered)
+      render_docs(path, out)
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {argv[1:]}")
+  write_results(FLAGS.results_dir, FLAGS.output, FLAGS.docs)
 
 
 if __name__ == "__main__":

@@ -577,11 +577,12 @@ def sweep_rows():
                 "per_seed_rmse": [0.90111]}]
 
 
-def make_results(tmp_path, *flags):
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments", "make_results.py"),
-       f"--results_dir={tmp_path}", f"--output={tmp_path / 'R.md'}", *flags],
-      capture_output=True, text=True, timeout=300, cwd=ROOT)
+def make_results(tmp_path, docs=()):
+  """make_results.py's rendering, in this process (what its main calls)."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments"))
+  import make_results as script  # pylint: disable=g-import-not-at-top
+  return script.write_results(str(tmp_path), str(tmp_path / "R.md"),
+                              [str(d) for d in docs])
 
 
 def test_make_results_renders_each_file_with_its_provenance(tmp_path):
@@ -595,8 +596,7 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
   doc = tmp_path / "doc.md"
   doc.write_text("text\n<!-- results:figure3_new_cpu -->\nold\n"
                  "<!-- /results:figure3_new_cpu -->\nmore\n")
-  proc = make_results(tmp_path, f"--docs={doc}")
-  assert proc.returncode == 0, proc.stderr
+  make_results(tmp_path, [doc])
   text = (tmp_path / "R.md").read_text()
   new = json.load(open(tmp_path / "figure3_new_cpu.json"))
   section = text[text.index("### `results/figure3_new_cpu.json`"):]
@@ -614,7 +614,7 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
   assert f"| {rmse:.4f} |" in rendered and "old" not in rendered
   assert rendered.endswith("<!-- /results:figure3_new_cpu -->\nmore\n")
   first = (tmp_path / "R.md").read_bytes()
-  assert make_results(tmp_path, f"--docs={doc}").returncode == 0
+  make_results(tmp_path, [doc])
   assert (tmp_path / "R.md").read_bytes() == first  # deterministic
 
 
@@ -622,8 +622,7 @@ def test_make_results_draws_the_figures(tmp_path):
   pytest.importorskip("matplotlib")
   (tmp_path / "figure3_old_h100.json").write_text(
       json.dumps({"rows": sweep_rows()}))
-  proc = make_results(tmp_path, "--docs=")
-  assert proc.returncode == 0, proc.stderr
+  make_results(tmp_path)
   assert (tmp_path / "figure3.png").stat().st_size > 0
   assert "![figure3]" in (tmp_path / "R.md").read_text()
 
@@ -655,8 +654,7 @@ def test_make_results_glance_table_takes_each_protocol_and_the_best_mean(
   (tmp_path / "table1_douban_cpu.json").write_text(json.dumps({"rows": [
       row(dataset="douban", model="sparsefc", protocol="validation",
           rmse_mean=0.7311)]}))
-  proc = make_results(tmp_path, "--docs=")
-  assert proc.returncode == 0, proc.stderr
+  make_results(tmp_path)
   text = (tmp_path / "R.md").read_text()
   glance = text[text.index("## At a glance"):text.index("## The benchmark")]
   lines = [line for line in glance.splitlines() if line.startswith("| ")]
