@@ -11,7 +11,11 @@ import glocal_jax as gj
 
 def directional_fd_check(fun, args, argnum=0, eps=1e-6, seed=0, rtol=1e-5):
   """Compares ``jax.grad`` with a central finite difference along a random
-  direction (float64)."""
+  direction (float64).
+
+  Not ``jax.test_util.check_grads``: it checks reverse mode against forward
+  mode, which the ``jax.custom_vjp`` convolution (kernels.global_conv) does
+  not have."""
   grad = jax.grad(fun, argnums=argnum)(*args)
   rng = np.random.default_rng(seed)
   direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape)),

@@ -172,18 +172,6 @@ def shared_keys(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return first[cross], second[cross] - a.size
 
 
-def _unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Sorted unique values of ``x`` and each entry's index into them, from
-  one stable sort."""
-  order = np.argsort(x, kind="stable")
-  ordered = x[order]
-  new = np.ones(x.size, bool)
-  np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-  inverse = np.empty(x.size, np.int64)
-  inverse[order] = np.cumsum(new) - 1
-  return ordered[new], inverse
-
-
 def map_ids(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
   """Sorted unique raw ids over ``parts`` and each part's indices into
   them (ids of mixed kinds are compared as text)."""
@@ -191,7 +179,7 @@ def map_ids(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     parts = [p if p.dtype.kind == "S" else p.astype("S") for p in parts]
     width = max(p.dtype.itemsize for p in parts)
     parts = [p.astype(f"S{width}") for p in parts]
-  ids, inverse = _unique_inverse(np.concatenate(parts))
+  ids, inverse = np.unique(np.concatenate(parts), return_inverse=True)
   return ids, np.split(inverse, np.cumsum([p.size for p in parts])[:-1])
 
 
