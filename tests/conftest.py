@@ -2,41 +2,42 @@
 the whole test run.
 
 Every compiled program goes into one persistent compilation cache for the
-run (shared by the in-process tests, the scripts they start and, under
-pytest-xdist, every worker), so that a program compiled once is not
-compiled again by a later test or process: the tests build the same small
-models many times over, through separate closures that JAX's in-memory
-cache does not share. The data caches of the loaders go there too
-(``GLOCAL_JAX_CACHE``), never into the user's home. A test that checks
-caching itself gives its own folders.
+run, shared by the in-process tests, the scripts they start and the
+pytest-xdist workers (which inherit ``GLOCAL_JAX_TEST_CACHE``), so that a
+program compiled once is not compiled again by a later test or process:
+the tests build the same small models many times over, through separate
+closures that JAX's in-memory cache does not share. The loaders' parse
+caches go there too (``GLOCAL_JAX_CACHE``), never into the user's home.
+The folder is removed at the end, unless ``GLOCAL_JAX_TEST_CACHE`` named
+one to keep (to rerun faster). A test of caching itself uses its own
+folders.
 """
 
 import os
+import shutil
 import tempfile
 
 import jax
 import pytest
 
 
-def _run_cache_dir() -> str:
-  """A folder of this test run, the same in every xdist worker."""
-  run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-  if run is None:
-    return tempfile.mkdtemp(prefix="glocal_jax_tests_")
-  path = os.path.join(tempfile.gettempdir(), f"glocal_jax_tests_{run}")
-  os.makedirs(path, exist_ok=True)
-  return path
-
-
 def pytest_configure(config):
-  del config
-  if "GLOCAL_JAX_TEST_CACHE" not in os.environ:
-    os.environ["GLOCAL_JAX_TEST_CACHE"] = _run_cache_dir()
-  root = os.environ["GLOCAL_JAX_TEST_CACHE"]
+  root = os.environ.get("GLOCAL_JAX_TEST_CACHE")
+  if root is None:
+    root = tempfile.mkdtemp(prefix="glocal_jax_tests_")
+    os.environ["GLOCAL_JAX_TEST_CACHE"] = root  # inherited by the workers
+    config.glocal_jax_made_cache = root
   os.environ["GLOCAL_JAX_CACHE"] = root  # the scripts' caches, inherited
   jax.config.update("jax_compilation_cache_dir", os.path.join(root, "xla"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+  made = getattr(config, "glocal_jax_made_cache", None)
+  if made is not None:
+    shutil.rmtree(made, ignore_errors=True)
+
 
 DATA_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

@@ -23,7 +23,7 @@ import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
         "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
         "--pretrain_epochs=1", "--finetune_epochs=2", "--pretrain_maxiter=2",
-        "--finetune_maxiter=2", "--compilation_cache=none"]
+        "--finetune_maxiter=2"]
 
 
 def run_script(name, *args):

@@ -159,13 +159,20 @@ def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):
           "--n_dim=2", "--pretrain_epochs=400", "--finetune_epochs=1",
           "--pretrain_maxiter=2", "--finetune_maxiter=2",
           f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={out}"]
+  # Ctrl-C as a terminal sends it; a pytest-xdist worker ignores SIGINT,
+  # which its children would inherit (and Python then raises no
+  # KeyboardInterrupt), so the child gets the default disposition back.
   proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          preexec_fn=lambda: signal.signal(
+                              signal.SIGINT, signal.SIG_DFL))
   for line in proc.stdout:
     if line.startswith("pretrain epoch 2:"):
       proc.send_signal(signal.SIGINT)
       break
+  else:
+    pytest.fail(f"no 'pretrain epoch 2:' line: {proc.communicate()[1][-2000:]}")
   _, err = proc.communicate(timeout=300)
   assert proc.returncode == 130, err
   assert "Traceback" not in err

@@ -123,7 +123,7 @@ def test_train_script_on_four_devices_equals_one(tmp_path, representation):
             "--n_dim=3", "--pretrain_epochs=2", "--finetune_epochs=2",
             "--pretrain_maxiter=3", "--finetune_maxiter=3",
             f"--representation={representation}", "--block_size=8",
-            "--compilation_cache=none", "--checkpoint_dir=none"]
+            "--checkpoint_dir=none"]
   out = {}
   for devices in (1, 4):
     proc = subprocess.run(
