@@ -97,7 +97,7 @@ def groups(configs: Sequence[GLocalKConfig]) -> list[list[int]]:
 
 def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
            *, batching: str = "map",
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = experiment.say) -> dict:
   """Trains each of ``configs`` and scores it on ``data.valid``.
 
   Args:
