@@ -159,14 +159,17 @@ def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):
           "--n_dim=2", "--pretrain_epochs=400", "--finetune_epochs=1",
           "--pretrain_maxiter=2", "--finetune_maxiter=2",
           f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={out}"]
-  # Ctrl-C as a terminal sends it; a pytest-xdist worker ignores SIGINT,
-  # which its children would inherit (and Python then raises no
-  # KeyboardInterrupt), so the child gets the default disposition back.
-  proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                          preexec_fn=lambda: signal.signal(
-                              signal.SIGINT, signal.SIG_DFL))
+  # Ctrl-C as a terminal sends it. A pytest-xdist worker ignores SIGINT,
+  # which a child would inherit (Python then raises no KeyboardInterrupt);
+  # a handled signal is reset to the default in the child at exec, so the
+  # worker handles it while it starts the child.
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+  finally:
+    signal.signal(signal.SIGINT, previous)
   for line in proc.stdout:
     if line.startswith("pretrain epoch 2:"):
       proc.send_signal(signal.SIGINT)
