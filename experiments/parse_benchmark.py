@@ -13,8 +13,9 @@ process's peak resident memory, the ratings loaded (checked against the
 lines written), and the provenance.
 
 ``--readers=glocal_jax,pyarrow,pandas`` also times the text parse alone
-against other readers, each in a fresh process (imports not timed) and on the same file: the
-user, movie and rating columns of every line into NumPy arrays
+against other readers, each in a fresh process (imports not timed) and on
+the same file: the user, movie and rating columns of every line into NumPy
+arrays
 (glocal_jax.data.parsing.read_table as the loader calls it;
 ``pyarrow.csv.read_csv``; ``pandas.read_csv`` with its C engine). pyarrow
 and pandas are not dependencies of glocal_jax: install them to compare.
@@ -120,14 +121,14 @@ def write_ratings(path: str, lines: int, users: int, movies: int,
           user.tolist(), movie.tolist(), stars.tolist(), stamp.tolist())))
 
 
-def timed_load(data_dir: str, code: str = _LOAD) -> dict:
-  """Runs ``code`` on ``data_dir`` in a fresh process: its JSON line, and
-  the process's seconds."""
+def timed_run(code: str, path: str) -> dict:
+  """Runs ``code`` on ``path`` (a data folder or a file: its ``argv[1]``)
+  in a fresh process: its JSON line, and the process's seconds."""
   tic = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-c", code, data_dir],
+  proc = subprocess.run([sys.executable, "-c", code, path],
                         capture_output=True, text=True, check=False)
   if proc.returncode != 0:
-    cli.fail(f"loading {data_dir} failed: {proc.stderr.strip()[-2000:]}")
+    cli.fail(f"loading {path} failed: {proc.stderr.strip()[-2000:]}")
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   out["process_seconds"] = round(time.perf_counter() - tic, 2)
   return out
@@ -150,8 +151,8 @@ def main(argv):
     write_ratings(path, FLAGS.lines, FLAGS.users, FLAGS.movies, FLAGS.seed)
     print(f"wrote {FLAGS.lines} ratings ({os.path.getsize(path)} bytes) in "
           f"{time.perf_counter() - tic:.1f} s", flush=True)
-    loads = {"first (parse, write cache)": timed_load(work),
-             "second (cache)": timed_load(work)}
+    loads = {"first (parse, write cache)": timed_run(_LOAD, work),
+             "second (cache)": timed_run(_LOAD, work)}
     for name, load in loads.items():
       print(f"{name}: {load['seconds']} s, peak RSS "
             f"{load['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
@@ -161,8 +162,8 @@ def main(argv):
     parses = {}
     for reader in FLAGS.readers:
       imports, parse = _PARSE[reader]
-      parses[reader] = timed_load(path, _TIMED_PARSE.format(
-          imports=imports, parse=parse))
+      parses[reader] = timed_run(
+          _TIMED_PARSE.format(imports=imports, parse=parse), path)
       print(f"parse by {reader}: {parses[reader]['seconds']} s, peak RSS "
             f"{parses[reader]['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
       if parses[reader]["ratings"] != FLAGS.lines:

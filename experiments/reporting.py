@@ -132,7 +132,8 @@ def plot_glance(path: str, rows: dict[str, dict[str, dict]],
   """Each data set's test RMSE (``rows[dataset][label]``: a row with
   ``rmse_mean`` and ``rmse_std``; one bar per ``labels`` entry it has)
   over its best mean predictor's (``means[dataset]``), so that data sets
-  on different scales share one axis; a PNG at ``path``. False when matplotlib is not installed."""
+  on different scales share one axis; a PNG at ``path``. False when
+  matplotlib is not installed."""
   plt = pyplot()
   if plt is None:
     return False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -492,13 +492,23 @@ def resume_from(checkpoint_dir: str, config: GLocalKConfig, seed: int,
   return ckpt
 
 
-def _starting_point(ckpt: Optional[checkpoint.Checkpoint], seed: int
-                    ) -> tuple:
-  """Where :func:`fit` starts: ``(params, key, (phase, epoch), history,
-  seconds before, step_scale, epoch_start)`` from the checkpoint, else
-  from scratch."""
+class _Start(NamedTuple):
+  """Where :func:`fit` starts: from scratch, or from a checkpoint."""
+  params: Optional[dict]
+  key: jax.Array
+  phase_epoch: tuple[str, int]
+  history: list[dict]
+  seconds_before: float
+  step_scale: Optional[float]
+  epoch_start: Optional[optim.EpochStart]
+
+
+def _starting_point(ckpt: Optional[checkpoint.Checkpoint],
+                    seed: int) -> _Start:
+  """Where :func:`fit` starts: from ``ckpt``, else from scratch."""
   if ckpt is None:
-    return None, jax.random.PRNGKey(seed), ("pretrain", 0), [], 0.0, None, None
+    return _Start(None, jax.random.PRNGKey(seed), ("pretrain", 0), [], 0.0,
+                  None, None)
   history = ckpt.meta["history"]
   start = (ckpt.meta["phase"], ckpt.meta["epoch"])
   # The curvature scale the next epoch of the phase starts from, and
@@ -506,8 +516,8 @@ def _starting_point(ckpt: Optional[checkpoint.Checkpoint], seed: int
   step_scale = history[-1].get("step_scale") if history else None
   epoch_start = start_from_arrays(ckpt.arrays, training.phase_tree(
       start[0], ckpt.params), step_scale)
-  return (ckpt.params, ckpt.key, start, history, ckpt.meta["seconds"],
-          step_scale, epoch_start)
+  return _Start(ckpt.params, ckpt.key, start, history, ckpt.meta["seconds"],
+                step_scale, epoch_start)
 
 
 def _evaluating_callback(history: list[dict], config: GLocalKConfig,

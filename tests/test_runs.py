@@ -579,7 +579,9 @@ def sweep_rows():
 
 def make_results(tmp_path, docs=()):
   """make_results.py's rendering, in this process (what its main calls)."""
-  sys.path.insert(0, os.path.join(ROOT, "experiments"))
+  scripts = os.path.join(ROOT, "experiments")
+  if scripts not in sys.path:
+    sys.path.insert(0, scripts)
   import make_results as script  # pylint: disable=g-import-not-at-top
   return script.write_results(str(tmp_path), str(tmp_path / "R.md"),
                               [str(d) for d in docs])
