@@ -15,8 +15,9 @@ present, and its test metrics at that epoch are reported.
 
 ``--search`` sets the grid, e.g. ``lambda_2=10,20,40;orientation=items,users``
 (any config field); by default glocal_jax.tuning.default_space around the
-dataset's preset (lambda_2 x 1/8 .. 2; lambda_s x 1/4 .. 2; items and
-users: 40 configurations, two compiled programs with --batching=map). Writes DIR/tune.json (every configuration's validation
+dataset's preset (lambda_2 x 1/4 .. 2; lambda_s x 1/4 .. 1; the item-based
+autoencoder: 12 configurations, one compiled program with --batching=map).
+Writes DIR/tune.json (every configuration's validation
 RMSE, the chosen one's config and test metrics, the provenance) and
 DIR/config.json, which train.py takes as --config_json.
 """
@@ -43,8 +44,7 @@ cli.define_data_flags()
 cli.define_model_flags()
 flags.DEFINE_string("output_dir", None, "Where tune.json and config.json go.")
 flags.DEFINE_string("search", None, "The grid: name=v1,v2;name=v1,... "
-                    "(default: lambda_2 and lambda_s around the preset, "
-                    "both orientations).")
+                    "(default: lambda_2 and lambda_s around the preset).")
 flags.DEFINE_integer("seed", 0, "Seed of every run's initialisation.")
 flags.DEFINE_float("validation_fraction", 0.05, "Share of the training "
                    "ratings held out to score the configurations.")
