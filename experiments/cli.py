@@ -142,6 +142,8 @@ def define_model_flags() -> None:
 
 def define_data_flags(multi: bool = False) -> None:
   """Dataset choice (one, or several with ``multi``) and synthetic shapes."""
+  # A flat list of flag definitions, long because the data flags are many;
+  # grouping them into helpers would only scatter the list.
   if multi:
     flags.DEFINE_list("datasets", ["ml-100k", "douban"],
                       f"Datasets, of {list(gdata.DATASETS)}.")

@@ -600,6 +600,9 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     ``final`` and, with a validation split, ``selected``; ``complete`` says
     whether the schedule ran to its end.
   """
+  # One sequence (prepare, resume, train with checkpoints, summarise) whose
+  # steps share a dozen local values: split into helpers, each would take
+  # most of them as arguments.
   if data.train.count() == 0:
     raise ValueError(f"{data.name} has no training ratings: nothing to "
                      "train on.")

@@ -11,6 +11,12 @@ caches go there too (``GLOCAL_JAX_CACHE``), never into the user's home.
 The folder is removed at the end, unless ``GLOCAL_JAX_TEST_CACHE`` named
 one to keep (to rerun faster). A test of caching itself uses its own
 folders.
+
+The tests' programs are tiny, so their compilation is most of their time
+and LLVM's optimisation passes are most of that: :data:`XLA_FLAGS` turns
+them off for the run (XLA's own passes, fusion among them, still run),
+through ``XLA_FLAGS``, which the workers and the scripts inherit; a test
+that sets ``XLA_FLAGS`` for a child starts from :data:`XLA_FLAGS`.
 """
 
 import os
@@ -20,8 +26,13 @@ import tempfile
 import jax
 import pytest
 
+XLA_FLAGS = "--xla_backend_optimization_level=0"
+
 
 def pytest_configure(config):
+  flags_now = os.environ.get("XLA_FLAGS", "")
+  if XLA_FLAGS not in flags_now:  # the workers inherit it
+    os.environ["XLA_FLAGS"] = f"{flags_now} {XLA_FLAGS}".strip()
   root = os.environ.get("GLOCAL_JAX_TEST_CACHE")
   if root is None:
     root = tempfile.mkdtemp(prefix="glocal_jax_tests_")

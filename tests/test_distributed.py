@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from conftest import XLA_FLAGS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 TINY = ["--dataset=synthetic", "--synthetic_items=23", "--synthetic_users=17",
@@ -32,8 +34,7 @@ def free_port() -> int:
 
 def start(args, devices, process_id=None, port=None):
   env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices),
-         "PYTHONUNBUFFERED": "1"}
-  env.pop("XLA_FLAGS", None)
+         "PYTHONUNBUFFERED": "1", "XLA_FLAGS": XLA_FLAGS}
   extra = [] if process_id is None else [
       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
       f"--process_id={process_id}", f"--distributed_timeout={TIMEOUT}"]

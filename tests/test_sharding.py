@@ -11,12 +11,15 @@ import textwrap
 
 import pytest
 
+from conftest import XLA_FLAGS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(code: str, devices: int = 4, timeout: int = 900):
   env = {**os.environ,
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+         "XLA_FLAGS": f"{XLA_FLAGS} "
+         f"--xla_force_host_platform_device_count={devices}"}
   proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
                         capture_output=True, text=True, env=env, cwd=ROOT,
                         timeout=timeout)
@@ -131,7 +134,8 @@ def test_train_script_on_four_devices_equals_one(tmp_path, representation):
          f"--devices={devices}", f"--output_dir={tmp_path / str(devices)}"],
         capture_output=True, text=True, cwd=ROOT, timeout=900,
         env={**os.environ,
-             "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+             "XLA_FLAGS": f"{XLA_FLAGS} "
+             "--xla_force_host_platform_device_count=4"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out[devices] = json.load(open(tmp_path / str(devices) / "metrics.json"))
   assert out[4]["devices"] == 4 and out[1]["devices"] == 1
