@@ -34,12 +34,13 @@ from glocal_jax.data import RatingData
 
 # The default search: factors of the base config's value. Both searches of
 # results/tune_{flixster,yahoo_music}_cpu.json chose the least-regularised
-# corner of their grid (x0.5 .. x4 around douban's preset), now their
-# presets, so the factors reach further below the preset than above. The
-# user-based autoencoder is not searched by default: in the 40-configuration
-# searches of results/tune_{ml-100k,flixster}_cpu.json its best validation
-# RMSE was 0.03 worse than the item-based one's (0.941 against 0.910 and
-# 0.932 against 0.903), and it doubled the search's cost.
+# corner of their grid (lambda_2 x0.5 .. x4, lambda_s x0.5 .. x2 around
+# douban's preset), now their presets, so the factors reach further below
+# the preset than above. The user-based autoencoder is not searched by
+# default: in the 40-configuration searches of
+# results/tune_{ml-100k,flixster}_cpu.json its best validation RMSE was 0.03
+# worse than the item-based one's (0.941 against 0.910 and 0.932 against
+# 0.903), and it doubled the search's cost.
 DEFAULT_FACTORS: dict[str, tuple[float, ...]] = {
     "lambda_2": (0.25, 0.5, 1.0, 2.0),
     "lambda_s": (0.25, 0.5, 1.0),

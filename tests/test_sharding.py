@@ -16,13 +16,18 @@ from conftest import XLA_FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def with_devices(devices: int) -> dict:
+  """This process's environment, with ``devices`` host devices for a
+  child (the test run's XLA flags kept)."""
+  return {**os.environ,
+          "XLA_FLAGS": f"{XLA_FLAGS} "
+          f"--xla_force_host_platform_device_count={devices}"}
+
+
 def run(code: str, devices: int = 4, timeout: int = 900):
-  env = {**os.environ,
-         "XLA_FLAGS": f"{XLA_FLAGS} "
-         f"--xla_force_host_platform_device_count={devices}"}
   proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                        capture_output=True, text=True, env=env, cwd=ROOT,
-                        timeout=timeout)
+                        capture_output=True, text=True,
+                        env=with_devices(devices), cwd=ROOT, timeout=timeout)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc.stdout
 
@@ -133,9 +138,7 @@ def test_train_script_on_four_devices_equals_one(tmp_path, representation):
         [sys.executable, "experiments/train.py", *common,
          f"--devices={devices}", f"--output_dir={tmp_path / str(devices)}"],
         capture_output=True, text=True, cwd=ROOT, timeout=900,
-        env={**os.environ,
-             "XLA_FLAGS": f"{XLA_FLAGS} "
-             "--xla_force_host_platform_device_count=4"})
+        env=with_devices(4))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out[devices] = json.load(open(tmp_path / str(devices) / "metrics.json"))
   assert out[4]["devices"] == 4 and out[1]["devices"] == 1
