@@ -66,8 +66,14 @@ def describe_cpu(cpu: dict) -> str:
   parts = ([f"family {cpu['family']} model {cpu['model_number']}"]
            if cpu.get("family") else []) + (
                [cpu["vector"]] if cpu.get("vector") else [])
-  cores = f"{cpu['cores']} cores"
-  return f"{cpu['model']} ({', '.join(parts + [cores])})"
+  return f"{cpu['model']} ({', '.join(parts + [cores(cpu)])})"
+
+
+def cores(cpu: dict) -> str:
+  """``N cores``, and how many of them the run was pinned to where fewer."""
+  used = cpu.get("used_cores", cpu["cores"])
+  return f"{cpu['cores']} cores" + (
+      f", pinned to {used}" if used < cpu["cores"] else "")
 
 
 class Result:
@@ -149,7 +155,7 @@ def machine(row: dict, result: Result) -> str:
   if result.provenance is not None:
     d = result.provenance["device"]
     return (d["kind"] if d["platform"] != "cpu"
-            else f"CPU ({result.provenance['cpu']['cores']} cores)")
+            else f"CPU ({cores(result.provenance['cpu'])})")
   device = row.get("device", "?")
   if isinstance(device, dict):
     device = device.get("kind", "?")

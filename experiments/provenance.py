@@ -47,10 +47,13 @@ VECTOR_EXTENSIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"),
 def cpu() -> dict:
   """The CPU's model name, x86 family and model numbers and widest vector
   extension (``/proc/cpuinfo``; the platform's guess elsewhere), and the
-  core count. Two VMs of one model name can differ in all but the name,
-  and in speed with them."""
+  core count, with the cores this process may run on (``used_cores``: fewer
+  under ``taskset``). Two VMs of one model name can differ in all but the
+  name, and in speed with them."""
   info = {"model": platform.processor() or platform.machine(),
           "cores": os.cpu_count()}
+  if hasattr(os, "sched_getaffinity"):
+    info["used_cores"] = len(os.sched_getaffinity(0))
   fields = {}
   try:
     with open("/proc/cpuinfo") as f:

@@ -3,7 +3,9 @@ one process; a killed process stops the other within the timeout, and the
 pair resumes from the last checkpoint.
 
 Two processes with 2 CPU devices each (4 global devices) against one
-process with 4; 23 items, which 4 does not divide.
+process with 4 and against one device (in this process); 23 items, which 4
+does not divide. Processes of their own: JAX fixes its devices, and joins
+``jax.distributed``, once per process.
 """
 
 import json
@@ -16,6 +18,7 @@ import time
 import pytest
 
 from conftest import XLA_FLAGS
+from scripts import run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
@@ -59,6 +62,12 @@ def single(args):
   assert proc.returncode == 0, err[-3000:]
 
 
+def one_device(args):
+  proc = run_script("train.py", *[a for a in args if a != "--devices=4"],
+                    "--devices=1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def metrics(folder):
   return json.load(open(os.path.join(folder, "metrics.json")))
 
@@ -69,10 +78,13 @@ def test_two_processes_equal_one(tmp_path, representation):
           f"--representation={representation}", "--block_size=4"]
   pair([*args, f"--output_dir={tmp_path / 'two'}"])
   single([*args, f"--output_dir={tmp_path / 'one'}"])
-  two, one = metrics(tmp_path / "two"), metrics(tmp_path / "one")
-  assert two["devices"] == one["devices"] == 4
+  one_device([*args, f"--output_dir={tmp_path / 'alone'}"])
+  two, one, alone = (metrics(tmp_path / name)
+                     for name in ("two", "one", "alone"))
+  assert two["devices"] == one["devices"] == 4 and alone["devices"] == 1
   for block in ("final", "best"):
-    assert abs(two[block]["rmse"] - one[block]["rmse"]) < 1e-4, block
+    for other in (one, alone):
+      assert abs(two[block]["rmse"] - other[block]["rmse"]) < 1e-4, block
   # Process 0 wrote the results, once (history.png with matplotlib).
   assert set(os.listdir(tmp_path / "two")) - {"history.png"} == {
       "checkpoint", "history.csv", "metrics.json"}
@@ -95,8 +107,10 @@ def test_a_killed_process_stops_the_other_and_the_pair_resumes(tmp_path):
   assert "stopped sending heartbeats" in err or "another task died" in err
   assert not os.path.exists(tmp_path / "run" / "metrics.json")
   pair([*args, "--resume"])
-  single([*TINY, "--pretrain_epochs=8", "--finetune_epochs=2",
-          "--representation=sparse", f"--output_dir={tmp_path / 'one'}"])
+  # The uninterrupted run on one device: equal to one process with 4 and
+  # to two processes (test_two_processes_equal_one).
+  one_device([*TINY, "--pretrain_epochs=8", "--finetune_epochs=2",
+              "--representation=sparse", f"--output_dir={tmp_path / 'one'}"])
   resumed, one = metrics(tmp_path / "run"), metrics(tmp_path / "one")
   assert resumed["complete"]
   assert len(resumed["history"]) == len(one["history"]) == 10

@@ -19,17 +19,12 @@ from glocal_jax.config import GLocalKConfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
+from scripts import run_script  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
         "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",
         "--pretrain_epochs=1", "--finetune_epochs=2", "--pretrain_maxiter=2",
         "--finetune_maxiter=2"]
-
-
-def run_script(name, *args):
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments", name), *args],
-      capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
 def assert_clear_failure(proc, message):
@@ -170,9 +165,12 @@ def test_a_held_or_finished_output_folder_is_refused(tmp_path):
   curves and ends with a short table."""
   out = tmp_path / "run"
   out.mkdir()
-  (out / ".lock").write_text(str(os.getpid()))  # this test: alive
+  alive = subprocess.Popen([sys.executable, "-c", "input()"],
+                           stdin=subprocess.PIPE)
+  (out / ".lock").write_text(str(alive.pid))
   held = run_script("train.py", *TINY, f"--output_dir={out}")
-  assert_clear_failure(held, f"another run (process {os.getpid()}) is "
+  alive.communicate("")
+  assert_clear_failure(held, f"another run (process {alive.pid}) is "
                        f"writing into {out}")
   assert "loaded" not in held.stdout and not (out / "metrics.json").exists()
   dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

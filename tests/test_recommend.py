@@ -15,14 +15,11 @@ import pytest
 import glocal_jax as gj
 
 from conftest import shared_data_dir
+from scripts import run_script as script
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def script(name, *args):
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments", name), *args],
-      capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from glocal_jax import recommend
 from glocal_jax import training
 
 from conftest import shared_data_dir
+from scripts import run_script
+from scripts import run_script_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = gj.GLocalKConfig(hidden=(12, 12), n_dim=3, pretrain_epochs=3,
@@ -253,6 +255,7 @@ def assert_provenance(block, script):
     assert block["versions"][package]
   assert block["device"]["platform"] == "cpu" and block["device"]["count"] >= 1
   assert block["cpu"]["cores"] == os.cpu_count() and block["cpu"]["model"]
+  assert block["cpu"]["used_cores"] == len(os.sched_getaffinity(0))
   if os.path.exists("/proc/cpuinfo"):  # the widest vector extension, read
     words = set(open("/proc/cpuinfo").read().split())  # here independently
     widest = ("AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words
@@ -260,12 +263,6 @@ def assert_provenance(block, script):
     assert block["cpu"]["vector"] == widest
   assert block["python"] == sys.version.split()[0]
   assert block["started"][:4].isdigit()
-
-
-def run_script(name, *args, timeout=600):
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments", name), *args],
-      capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
@@ -301,8 +298,9 @@ def test_parse_benchmark_loads_what_it_wrote(tmp_path):
 def test_scaling_script_times_each_representation(tmp_path):
   """Two representations of one point: each row timed in its own process
   with its provenance, and the two give the same losses (they are the
-  same model)."""
-  proc = run_script("scaling.py", "--points=ml-100k:5000",
+  same model). A process of its own: scaling.py starts its children
+  with its own stdout."""
+  proc = run_script_process("scaling.py", "--points=ml-100k:5000",
                     "--representations=dense,sparse", "--preset=ml-100k",
                     "--repeats=1", f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -359,7 +357,7 @@ def test_benchmark_script_compares_drivers(tmp_path):
 ])
 def test_train_script_rejects_bad_flags(tmp_path, flag, message):
   base = ["--dataset=ml-100k", f"--output_dir={tmp_path}"]
-  proc = run_script("train.py", *base, *flag.split(), timeout=120)
+  proc = run_script("train.py", *base, *flag.split())
   assert proc.returncode != 0
   assert message in proc.stderr
   assert "Traceback" not in proc.stderr
@@ -593,6 +591,9 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
                     f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   os.rename(tmp_path / "figure3.json", tmp_path / "figure3_new_cpu.json")
+  pinned = json.load(open(tmp_path / "figure3_new_cpu.json"))
+  pinned["provenance"]["cpu"].update(cores=8, used_cores=1)  # taskset -c 0
+  (tmp_path / "figure3_pinned_cpu.json").write_text(json.dumps(pinned))
   (tmp_path / "figure3_old_h100.json").write_text(
       json.dumps({"rows": sweep_rows()}))
   doc = tmp_path / "doc.md"
@@ -610,6 +611,7 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
   assert old.splitlines()[2].startswith("This file records no provenance")
   assert "| 0.9123 |" in old and "| 0.9011 |" in old
   assert "CPU (cores not recorded)" in old
+  assert "| CPU (8 cores, pinned to 1) |" in text
   assert "2-core CPU" not in text
   rendered = doc.read_text()
   assert rendered.startswith("text\n<!-- results:figure3_new_cpu -->\n###")
