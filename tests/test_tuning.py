@@ -6,8 +6,6 @@ import csv
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +14,8 @@ import glocal_jax as gj
 from glocal_jax import data as gdata
 from glocal_jax import experiment
 from glocal_jax import tuning
+
+from scripts import run_script
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = dict(hidden=(8, 8), pretrain_epochs=2, finetune_epochs=2,
@@ -83,13 +83,11 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
   flags = ["--dataset=synthetic", "--synthetic_items=40",
            "--synthetic_users=30", "--synthetic_density=0.3",
            "--hidden=8,8", "--pretrain_epochs=2", "--finetune_epochs=1",
-           "--pretrain_maxiter=2", "--finetune_maxiter=2",
-           f"--compilation_cache={tmp_path / 'cc'}"]
-  subprocess.run([sys.executable, os.path.join(ROOT, "experiments/tune.py"),
-                  *flags, "--search=lambda_2=5,40;orientation=users",
-                  "--validation_fraction=0.2",
-                  f"--output_dir={out}"], check=True, capture_output=True,
-                 cwd=ROOT)
+           "--pretrain_maxiter=2", "--finetune_maxiter=2"]
+  tune = run_script("tune.py", *flags,
+                    "--search=lambda_2=5,40;orientation=users",
+                    "--validation_fraction=0.2", f"--output_dir={out}")
+  assert tune.returncode == 0, tune.stderr[-3000:]
   result = json.loads((out / "tune.json").read_text())
   assert len(result["configurations"]) == 2
   assert result["space"] == {"lambda_2": [5, 40], "orientation": ["users"]}
@@ -101,21 +99,17 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
   saved = json.loads((out / "config.json").read_text())
   assert saved == result["chosen"]["config"]
   run = tmp_path / "run"
-  subprocess.run([sys.executable, os.path.join(ROOT, "experiments/train.py"),
-                  *flags[:4], "--validation_fraction=0.2",
-                  f"--config_json={out / 'config.json'}",
-                  "--checkpoint_dir=none", f"--output_dir={run}",
-                  f"--compilation_cache={tmp_path / 'cc'}"],
-                 check=True, capture_output=True, cwd=ROOT)
+  train = run_script("train.py", *flags[:4], "--validation_fraction=0.2",
+                     f"--config_json={out / 'config.json'}",
+                     "--checkpoint_dir=none", f"--output_dir={run}")
+  assert train.returncode == 0, train.stderr[-3000:]
   metrics = json.loads((run / "metrics.json").read_text())
   assert metrics["config"] == saved
   np.testing.assert_allclose(metrics["final"]["rmse"], test["rmse"],
                              rtol=1e-5)
-  bad = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments/train.py"),
-       *flags[:4], f"--config_json={tmp_path / 'missing.json'}",
-       f"--output_dir={tmp_path / 'other'}"], capture_output=True, text=True,
-      cwd=ROOT)
+  bad = run_script("train.py", *flags[:4],
+                   f"--config_json={tmp_path / 'missing.json'}",
+                   f"--output_dir={tmp_path / 'other'}")
   assert bad.returncode == 2 and "not a config file" in bad.stderr
 
 
@@ -127,14 +121,12 @@ def test_suite_script_rows_folds_and_published_numbers(tmp_path):
   data_root = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
   if not os.path.isdir(os.path.join(data_root, "yahoo_music")):
     pytest.skip("../shared/data is absent")
-  proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments/suite.py"),
-       "--datasets=ml-100k-folds,yahoo_music", "--models=user-mean,glocal-k",
-       "--protocols=validation", "--seeds=1", f"--data_root={data_root}",
-       "--hidden=8", "--pretrain_epochs=1", "--finetune_epochs=1",
-       "--pretrain_maxiter=1", "--finetune_maxiter=1",
-       f"--compilation_cache={tmp_path / 'cc'}", f"--output_dir={tmp_path}"],
-      capture_output=True, text=True, cwd=ROOT)
+  proc = run_script(
+      "suite.py", "--datasets=ml-100k-folds,yahoo_music",
+      "--models=user-mean,glocal-k", "--protocols=validation", "--seeds=1",
+      f"--data_root={data_root}", "--hidden=8", "--pretrain_epochs=1",
+      "--finetune_epochs=1", "--pretrain_maxiter=1", "--finetune_maxiter=1",
+      f"--output_dir={tmp_path}")
   assert proc.returncode == 0, proc.stderr
   written = json.loads((tmp_path / "suite.json").read_text())
   rows = written["rows"]
@@ -180,26 +172,27 @@ def test_tuned_presets_are_what_tune_chose(dataset):
   assert gj.preset(dataset) == chosen
 
 
-@pytest.mark.parametrize("batching", ["map", "vmap"])
-def test_configurations_as_one_program_equal_separate_runs(batching):
-  """fit_configs over lambda_2, lambda_s and dot_scale (one compilation)
-  gives each configuration the validation curve of its own fit."""
+def test_configurations_as_one_program_equal_separate_runs():
+  """fit_configs over lambda_2, lambda_s and dot_scale (one compilation),
+  with lax.map and with vmap over the configurations, gives each
+  configuration the validation curve of its own fit."""
   data = gdata.split_validation(gdata.synthetic(40, 30, density=0.3, seed=5),
                                 0.2, seed=0)
   base = gj.preset("ml-100k", **TINY)
   configs = [base.replace(lambda_2=5.0), base.replace(lambda_2=40.0),
              base.replace(lambda_s=0.05, dot_scale=2.0)]
-  together = experiment.fit_configs(configs, data, 3, log=lambda _: None,
-                                    seed_batching=batching)
-  for config, run in zip(configs, together["runs"]):
-    alone = experiment.fit(config, data, 3, log=lambda _: None)
-    curve = lambda r: [h["metrics"]["valid_rmse"] for h in r["history"]]
-    np.testing.assert_allclose(curve(run), curve(alone), rtol=2e-4)
-    assert run["selected"]["epoch"] == alone["selected"]["epoch"]
-    assert run["config"] == config.to_dict()
+  alone = [experiment.fit(config, data, 3, log=lambda _: None)
+           for config in configs]
+  curve = lambda r: [h["metrics"]["valid_rmse"] for h in r["history"]]
+  for batching in ("map", "vmap"):
+    together = experiment.fit_configs(configs, data, 3, log=lambda _: None,
+                                      seed_batching=batching)
+    for config, run, own in zip(configs, together["runs"], alone):
+      np.testing.assert_allclose(curve(run), curve(own), rtol=2e-4)
+      assert run["selected"]["epoch"] == own["selected"]["epoch"]
+      assert run["config"] == config.to_dict()
   # The curves differ between configurations: each trained with its own.
-  assert together["runs"][0]["history"][-1]["metrics"]["valid_rmse"] != (
-      together["runs"][1]["history"][-1]["metrics"]["valid_rmse"])
+  assert curve(alone[0])[-1] != curve(alone[1])[-1]
   with pytest.raises(ValueError, match="also differ in \\['hidden'\\]"):
     experiment.fit_configs([base, base.replace(hidden=(4, 4))], data, 0)
 
