@@ -384,7 +384,8 @@ def test_leave_one_out_test_set_trains_checkpoints_and_resumes(tmp_path):
   """One test rating per user (the common leave-one-out split): NDCG is
   undefined at every epoch; the run still checkpoints, resumes to the same
   history, and reports no best NDCG rather than dying."""
-  full = gdata.synthetic(30, 20, density=0.5, seed=8, test_fraction=0.0)
+  # 40 x 30 and the config of the tests above: their compiled epochs.
+  full = gdata.synthetic(40, 30, density=0.5, seed=8, test_fraction=0.0)
   host = full.train.to_host()
   first = np.unique(host.users, return_index=True)[1]  # one per user
   is_test = np.zeros(host.nnz, bool)
