@@ -8,7 +8,7 @@ most script tests several times faster. What stays a subprocess, and why,
 is said where it is: several processes (``jax.distributed``), a device count
 other than the test run's (JAX fixes it when it starts), signals (Ctrl-C),
 a fresh process (``glocal_jax.load_model`` with nothing in memory) and a
-script that starts its own children (``benchmark.py --isolate``).
+script that starts its children on its own stdout (``scaling.py``).
 
 Each run sees a fresh script: the flags that the script and the modules it
 imports from ``experiments/`` define are removed afterwards, with those

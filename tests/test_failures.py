@@ -16,10 +16,11 @@ from glocal_jax import data as gdata
 from glocal_jax import experiment
 from glocal_jax.config import GLocalKConfig
 
+from scripts import run_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
-from scripts import run_script  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TINY = ["--dataset=synthetic", "--synthetic_items=30", "--synthetic_users=20",
         "--synthetic_density=0.4", "--hidden=8", "--n_dim=2",

@@ -20,8 +20,6 @@ from scripts import run_script as script
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   """train.py on a user's CSV files with string ids: (folder, train lines,
