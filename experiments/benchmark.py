@@ -25,6 +25,12 @@ the peak (resident set on a CPU, the device's peak bytes in use on a GPU)
 is that row's alone. A row that cannot run (out of memory, killed) is kept
 with its error.
 
+Several processes (``jax.distributed``, as train.py: ``--coordinator_address``,
+``--num_processes``, ``--process_id``; ``--devices`` counts the global
+devices) time the rows on all their devices together; they run the rows in
+themselves (``--noisolate``: a fresh process per row would need every
+process restarted), and process 0 writes ``--output_json``.
+
 A driver spec may carry driver options after colons, e.g.
 ``jaxopt:linesearch_init=increase:scale_first_step=false`` or
 ``optax:first_step=unit`` (``first_step`` goes into the row's config).
@@ -60,6 +66,7 @@ from reporting import write_json
 
 cli.define_data_flags()
 cli.define_model_flags()
+cli.define_distributed_flags()
 flags.DEFINE_enum("mode", "schedule", ["schedule", "evaluation"],
                   "schedule: train the full schedule per driver and "
                   "representation; evaluation: time one loss-and-gradient "
@@ -116,10 +123,11 @@ def peak_memory_bytes() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def flop_counts(config: gj.GLocalKConfig, train_data) -> dict:
-  """Analytic FLOPs of one evaluation of each phase."""
-  return experiment.phase_flops(config, train_data,
-                                train_data.ratings.count())
+def flop_counts(config: gj.GLocalKConfig, data, train_data) -> dict:
+  """Analytic FLOPs of one evaluation of each phase (the rating count read
+  on the host: with several processes the device copy is not addressable
+  in one)."""
+  return experiment.phase_flops(config, train_data, data.train.count())
 
 
 def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int]):
@@ -167,7 +175,8 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
           "seeds": FLAGS.seeds,
           "seed_batching": (("devices" if spread else FLAGS.seed_batching)
                             if batched else None),
-          **schedule_figures(history, first, flop_counts(config, train_data))}
+          **schedule_figures(history, first,
+                             flop_counts(config, data, train_data))}
 
 
 def first_epoch_seconds(fns: dict, params0, train_data) -> dict:
@@ -214,11 +223,11 @@ def schedule_figures(history: list, first: dict, counts: dict) -> dict:
   }
 
 
-def evaluation_row(config: gj.GLocalKConfig, train_data) -> dict:
+def evaluation_row(config: gj.GLocalKConfig, data, train_data) -> dict:
   """The time of one loss-and-gradient evaluation of each phase."""
   params = initial_params(config, train_data.shape)
   out = {}
-  counts = flop_counts(config, train_data)
+  counts = flop_counts(config, data, train_data)
   for phase, loss, tree in (
       ("pretrain", training.pretrain_loss_fn(config), params["autoencoder"]),
       ("finetune", training.finetune_loss_fn(config), params)):
@@ -262,7 +271,7 @@ def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
   if FLAGS.mode == "schedule":
     row.update(schedule_row(spec, config, data, train_data))
   else:
-    row.update(evaluation_row(config, train_data))
+    row.update(evaluation_row(config, data, train_data))
   row["peak_memory_bytes"] = peak_memory_bytes()
   return row
 
@@ -322,7 +331,11 @@ def main(argv):
       cli.fail(str(e))
   for spec in FLAGS.drivers:
     parse_driver(spec)
-  if FLAGS.output_json:
+  if FLAGS.isolate and (FLAGS.num_processes or 1) > 1:
+    cli.fail("several processes run the rows in themselves: add --noisolate "
+             "(a fresh process per row would need every process restarted)")
+  cli.init_distributed()
+  if FLAGS.output_json and cli.is_writer():
     cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
   config = cli.config_for(FLAGS.dataset)
   data = cli.load(FLAGS.dataset, FLAGS.data_dir,
@@ -345,7 +358,7 @@ def main(argv):
   for row in rows:
     print(" | ".join(str(row.get(c, row.get("error", "-")))
                      for c in columns))
-  if FLAGS.output_json:
+  if FLAGS.output_json and cli.is_writer():
     write_json(FLAGS.output_json, {
         "provenance": provenance(),
         "device": device, "dataset": data.name, "shape": list(data.shape),

@@ -340,7 +340,7 @@ def split_options(dataset: str) -> dict:
 
 
 def define_distributed_flags() -> None:
-  """The flags of a run over several processes (train.py)."""
+  """The flags of a run over several processes (train.py, benchmark.py)."""
   flags.DEFINE_string("coordinator_address", None, "Several processes "
                       "(jax.distributed): HOST:PORT of process 0's "
                       "coordinator; with --num_processes and --process_id. "

@@ -1,6 +1,6 @@
-"""train.py over several processes (jax.distributed, gloo on the CPU) equals
-one process; a killed process stops the other within the timeout, and the
-pair resumes from the last checkpoint.
+"""train.py and benchmark.py over several processes (jax.distributed, gloo
+on the CPU) equal one process; a killed process stops the other within the
+timeout, and the pair resumes from the last checkpoint.
 
 Two processes with 2 CPU devices each (4 global devices) against one
 process with 4 and against one device (in this process); 23 items, which 4
@@ -22,6 +22,7 @@ from scripts import run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
+BENCHMARK = os.path.join(ROOT, "experiments", "benchmark.py")
 TINY = ["--dataset=synthetic", "--synthetic_items=23", "--synthetic_users=17",
         "--synthetic_density=0.35", "--hidden=6", "--n_dim=2",
         "--pretrain_maxiter=2", "--finetune_maxiter=2",
@@ -35,25 +36,28 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(args, devices, process_id=None, port=None):
+def start(args, devices, process_id=None, port=None, script=TRAIN):
   env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices),
          "PYTHONUNBUFFERED": "1", "XLA_FLAGS": XLA_FLAGS}
   extra = [] if process_id is None else [
       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
       f"--process_id={process_id}", f"--distributed_timeout={TIMEOUT}"]
-  return subprocess.Popen([sys.executable, TRAIN, *args, *extra],
+  return subprocess.Popen([sys.executable, script, *args, *extra],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=env, cwd=ROOT)
 
 
-def pair(args):
-  """Two processes of train.py with ``args``; both must succeed."""
+def pair(args, script=TRAIN):
+  """Two processes of ``script`` with ``args``; both must succeed. Their
+  standard outputs."""
   port = free_port()
-  procs = [start(args, 2, i, port) for i in (0, 1)]
+  procs = [start(args, 2, i, port, script) for i in (0, 1)]
+  outs = []
   for proc in procs:
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-  return procs
+    outs.append(out)
+  return outs
 
 
 def single(args):
@@ -115,3 +119,28 @@ def test_a_killed_process_stops_the_other_and_the_pair_resumes(tmp_path):
   assert resumed["complete"]
   assert len(resumed["history"]) == len(one["history"]) == 10
   assert abs(resumed["final"]["rmse"] - one["final"]["rmse"]) < 1e-4
+
+
+def test_benchmark_two_processes_equal_one_device(tmp_path):
+  args = [*TINY, "--pretrain_epochs=2", "--finetune_epochs=2",
+          "--representations=sparse", "--noisolate"]
+  outs = pair([*args, f"--output_json={tmp_path / 'two.json'}"], BENCHMARK)
+  proc = run_script("benchmark.py", *[a for a in args if a != "--devices=4"],
+                    "--devices=1", f"--output_json={tmp_path / 'one.json'}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  two, one = (json.load(open(tmp_path / f"{name}.json"))["rows"][0]
+              for name in ("two", "one"))
+  assert (two["devices"], one["devices"]) == (4, 1)
+  for key in ("best_rmse", "final_rmse"):
+    assert abs(two[key] - one[key]) < 1e-4, key
+  assert two["evaluations"] == one["evaluations"]
+  # Process 0 wrote the table, process 1 did not.
+  assert "wrote" in outs[0] and "wrote" not in outs[1]
+
+
+def test_benchmark_refuses_isolated_rows_over_several_processes(tmp_path):
+  proc = run_script("benchmark.py", *TINY, "--num_processes=2",
+                    "--process_id=0", "--coordinator_address=127.0.0.1:1",
+                    f"--output_json={tmp_path / 'b.json'}")
+  assert proc.returncode != 0 and "--noisolate" in proc.stderr
+  assert not os.path.exists(tmp_path / "b.json")
