@@ -124,7 +124,8 @@ def define_model_flags() -> None:
                        "(default: all JAX sees; 1: one device). train.py and "
                        "benchmark.py split the items over them; the table "
                        "and figure scripts, and benchmark.py with --seeds > "
-                       "1, spread the seeds over them.")
+                       "1, spread the seeds over them, tune.py the "
+                       "configurations.")
   flags.DEFINE_integer("block_size", 0, "Items per block of blocked "
                        "products (0: from the device's memory).")
   flags.DEFINE_integer("chunk_size", 0, "Ratings per chunk of sparse "
@@ -340,7 +341,7 @@ def split_options(dataset: str) -> dict:
 
 
 def define_distributed_flags() -> None:
-  """The flags of a run over several processes (train.py, benchmark.py)."""
+  """The flags of a run over several processes (every training script)."""
   flags.DEFINE_string("coordinator_address", None, "Several processes "
                       "(jax.distributed): HOST:PORT of process 0's "
                       "coordinator; with --num_processes and --process_id. "
@@ -491,6 +492,7 @@ def define_sweep_flags() -> None:
   """Flags of the table and figure scripts."""
   define_data_flags(multi=True)
   define_model_flags()
+  define_distributed_flags()
   flags.DEFINE_integer("seeds", 5, "Seeds per row, trained as one compiled "
                        "program (seeds 0..N-1).")
   flags.DEFINE_list("protocols", list(PROTOCOLS),
@@ -550,7 +552,9 @@ def check_sweep_flags(argv: list[str],
   if FLAGS.optimizer == "scipy":
     fail("the table scripts train seeds as one compiled program: use a JAX "
          "--optimizer (optax or jaxopt)")
-  check_output_dir(FLAGS.output_dir)
+  init_distributed()
+  if is_writer():
+    check_output_dir(FLAGS.output_dir)
 
 
 def check_models(models: list[str]) -> None:

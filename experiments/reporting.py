@@ -81,8 +81,11 @@ def write_csv(path: str, rows: list[dict]) -> str:
 
 
 def pyplot():
-  """matplotlib's pyplot with the Agg backend, or None (and a message) when
-  matplotlib is not installed."""
+  """matplotlib's pyplot with the Agg backend, or None: in a process that
+  does not write (several processes: process 0 writes), or (with a
+  message) when matplotlib is not installed."""
+  if jax.process_index() != 0:
+    return None
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")

@@ -20,6 +20,13 @@ autoencoder: 12 configurations, one compiled program with --batching=map).
 Writes DIR/tune.json (every configuration's validation
 RMSE, the chosen one's config and test metrics, the provenance) and
 DIR/config.json, which train.py takes as --config_json.
+
+``--devices=N`` (N > 1) spreads each compiled group's configurations over N
+devices, each running its share one after the other; over several
+processes (``--coordinator_address``, ``--num_processes``,
+``--process_id``, as train.py; ``--devices`` counts the global devices)
+every process runs the search on its devices, the chosen configuration's
+test run on its first, and process 0 writes.
 """
 
 import json
@@ -34,6 +41,7 @@ from absl import flags
 import glocal_jax as gj
 from glocal_jax import data as gdata
 from glocal_jax import experiment
+from glocal_jax import sharding
 from glocal_jax import tuning
 
 import cli  # pylint: disable=g-import-not-at-top
@@ -42,6 +50,7 @@ from reporting import write_json
 
 cli.define_data_flags()
 cli.define_model_flags()
+cli.define_distributed_flags()
 flags.DEFINE_string("output_dir", None, "Where tune.json and config.json go.")
 flags.DEFINE_string("search", None, "The grid: name=v1,v2;name=v1,... "
                     "(default: lambda_2 and lambda_s around the preset).")
@@ -83,14 +92,15 @@ def parse_space(text: str) -> dict:
 
 
 def tune(config: gj.GLocalKConfig, data: gdata.RatingData, space: dict,
-         seed: int, split: dict, batching: str = "map") -> dict:
+         seed: int, split: dict, batching: str = "map",
+         mesh=None) -> dict:
   """The search, then the chosen configuration's test run: tune.json's
   content (without the provenance); ``split`` records how ``data.valid``
-  was made."""
+  was made; ``mesh`` spreads the configurations over its devices."""
   configs = tuning.grid(config, space)
   print(f"searching {len(configs)} configurations on {data.valid.count()} "
         "validation ratings (the test set withheld)")
-  found = tuning.search(configs, data, seed, batching=batching)
+  found = tuning.search(configs, data, seed, batching=batching, mesh=mesh)
   chosen = gj.GLocalKConfig(**found["chosen"]["config"])
   print(f"chosen: configuration {found['chosen']['index'] + 1}, validation "
         f"RMSE {found['chosen']['valid_rmse']:.4f}; training it with the "
@@ -113,7 +123,16 @@ def main(argv):
   if not 0.0 < FLAGS.validation_fraction < 1.0:
     cli.fail("--validation_fraction must be in (0, 1), got "
              f"{FLAGS.validation_fraction}")
-  cli.check_output_dir(FLAGS.output_dir)
+  cli.init_distributed()
+  if cli.is_writer():
+    cli.check_output_dir(FLAGS.output_dir)
+  mesh = None
+  if cli.device_count() > 1:
+    if FLAGS.batching != "map":
+      cli.fail(f"--devices={cli.device_count()} spreads the configurations "
+               "over the devices, each running its share one after the "
+               f"other: --batching=map, not {FLAGS.batching}")
+    mesh = sharding.device_mesh(cli.device_count(), sharding.SEEDS)
   config = cli.config_for(FLAGS.dataset)
   space = (parse_space(FLAGS.search) if FLAGS.search else
            tuning.default_space(config))
@@ -126,10 +145,12 @@ def main(argv):
     result = tune(config, data, space, FLAGS.seed,
                   {"validation_fraction": FLAGS.validation_fraction,
                    "validation_seed": FLAGS.validation_seed},
-                  FLAGS.batching)
+                  FLAGS.batching, mesh)
   except ValueError as e:
     cli.fail(str(e))
   result["provenance"] = provenance()
+  if not cli.is_writer():  # several processes: process 0 writes
+    return
   write_json(os.path.join(FLAGS.output_dir, "tune.json"), result)
   config_path = os.path.join(FLAGS.output_dir, "config.json")
   with open(config_path, "w") as f:

@@ -769,6 +769,7 @@ def fit_seeds(config: GLocalKConfig, data: RatingData, seeds: list[int], *,
 def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
                 *, log: Callable[[str], None] = say,
                 seed_batching: str = "map",
+                mesh: Optional[jax.sharding.Mesh] = None,
                 cold_fallback: bool = True) -> dict:
   """Trains configurations that differ only in their scalar
   hyper-parameters (:data:`glocal_jax.training.HYPER_FIELDS`: ``lambda_2``,
@@ -779,8 +780,11 @@ def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
   The hyper-parameters are traced arguments of the losses
   (``make_epoch_fns(..., hyper_axis=True)``), so one compilation serves
   every configuration; ``seed_batching`` runs them one after the other
-  inside the program (``"map"``) or vectorised (``"vmap"``). Metrics,
-  scales, the whole test set and ``cold_fallback`` as in :func:`fit`.
+  inside the program (``"map"``), vectorised (``"vmap"``), or spread over
+  ``mesh``'s devices (``"devices"``, a mesh with axis ``"seeds"``:
+  :func:`glocal_jax.sharding.seeds_on_devices`; the devices may belong to
+  several processes). Metrics, scales, the whole test set and
+  ``cold_fallback`` as in :func:`fit`.
 
   Returns:
     JSON-able ``{"runs", "seconds", "compile_seconds", "device", "plan",
@@ -824,7 +828,7 @@ def fit_configs(configs: list[GLocalKConfig], data: RatingData, seed: int,
   training.train(base, train_data, params=params, callback=callback,
                  epoch_fns=training.make_epoch_fns(
                      base, batched=True, seed_batching=seed_batching,
-                     hyper_axis=True), hyper=hyper)
+                     mesh=mesh, hyper_axis=True), hyper=hyper)
   means = mean_predictor_rmse(data)
   runs = [{"config": config.to_dict(), **summary, "warnings": warnings,
            "history": view} for config, (view, summary, warnings) in

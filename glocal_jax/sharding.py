@@ -167,7 +167,8 @@ def map_seeds(epoch: Callable, params: Any, data: Any,
                            start.step_scale))
 
 
-def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
+def seeds_on_devices(epoch: Callable, mesh: Mesh,
+                     per_seed_data: bool = False) -> Callable:
   """An epoch over parameters stacked along a seed axis, the seeds spread
   over ``mesh``'s devices (axis ``"seeds"``), each device running its own
   one after the other on the whole (replicated) data.
@@ -178,18 +179,29 @@ def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
     mesh: a 1-D mesh with axis ``"seeds"``. When the number of seeds is not
       a multiple of its size, the last seed is repeated to fill the devices
       and its copies are dropped from the result.
+    per_seed_data: ``data`` is ``(shared, stacked)``, each seed getting
+      ``(shared, its slice of stacked)`` (e.g. its own hyper-parameters:
+      configurations spread over the devices), as in :func:`map_seeds`.
 
   Returns:
     ``epoch(stacked_params, data, start) -> (stacked_params,
-    stacked_stats)``, jit-compiled; ``start`` holds stacked ``value``,
-    ``grad`` and ``step_scale`` and one ``fresh`` flag.
+    stacked_stats)``, jit-compiled, its arguments and results replicated on
+    every device of ``mesh`` (readable by every process); ``start`` holds
+    stacked ``value``, ``grad`` and ``step_scale`` and one ``fresh`` flag.
   """
   spread = jax.shard_map(
-      functools.partial(map_seeds, epoch), mesh=mesh,
-      in_specs=(P(SEEDS), P(), EpochStart(P(SEEDS), P(SEEDS), P(), P(SEEDS))),
+      functools.partial(map_seeds, epoch, per_seed_data=per_seed_data),
+      mesh=mesh,
+      in_specs=(P(SEEDS), (P(), P(SEEDS)) if per_seed_data else P(),
+                EpochStart(P(SEEDS), P(SEEDS), P(), P(SEEDS))),
       out_specs=P(SEEDS), check_vma=False)
+  # Arguments and results replicated on every device, so that every process
+  # can read all seeds' parameters and statistics (with several processes,
+  # a seed's slice may live on another process's device).
+  everywhere = NamedSharding(mesh, P())
 
-  @jax.jit
+  @functools.partial(jax.jit, in_shardings=everywhere,
+                     out_shardings=everywhere)
   def run(params, data, start):
     seeds = jax.tree.leaves(params)[0].shape[0]
     extra = -seeds % mesh.size
@@ -197,6 +209,8 @@ def seeds_on_devices(epoch: Callable, mesh: Mesh) -> Callable:
         lambda x: jax.numpy.concatenate([x] + [x[-1:]] * extra), tree)
     start = start._replace(value=pad(start.value), grad=pad(start.grad),
                            step_scale=pad(start.step_scale))
+    if per_seed_data:
+      data = (data[0], pad(data[1]))
     return jax.tree.map(lambda x: x[:seeds], spread(pad(params), data, start))
 
   return run

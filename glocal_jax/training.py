@@ -387,6 +387,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           epoch_fns[later_phase].compile_ahead(
               ahead, later_tree, given,
               EpochStart.unknown(np.zeros(seeds), later_tree))
+      if isinstance(fn, CompiledEpoch):  # placed once, not at every call
+        tree, given, begin = fn.conform(tree, given, begin)
       tic = time.perf_counter()
       new_tree, stats = fn(tree, given, begin)
       new_params = ({**params, "autoencoder": new_tree}
@@ -480,8 +482,22 @@ class CompiledEpoch:
     if key not in self._compiled:
       self._compiled[key] = executor.submit(self._fn.lower(*args).compile)
 
-  def __call__(self, *args):
+  def conform(self, *args) -> tuple:
+    """``args`` placed as the executable for their shapes takes them: each
+    array whose sharding differs (e.g. on one device, where the epoch takes
+    it replicated over a mesh) copied there; the others as they are."""
     self.compile(*args)
+    expected = self._compiled[self._signature(*args)].input_shardings[0]
+
+    def place(x, target):
+      if (target is None or not isinstance(x, jax.Array)
+          or x.sharding.is_equivalent_to(target, x.ndim)):
+        return x
+      return sharding.put_global(x, target)
+    return jax.tree.map(place, args, expected)
+
+  def __call__(self, *args):
+    args = self.conform(*args)
     return self._compiled[self._signature(*args)](*args)
 
 
@@ -524,10 +540,8 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
                      f"{seed_batching!r}.")
   if batched and seed_batching == "devices" and mesh is None:
     raise ValueError("seed_batching='devices' needs a mesh.")
-  if hyper_axis and (config.optimizer == "scipy" or (
-      batched and seed_batching == "devices")):
-    raise ValueError("hyper_axis needs a JAX driver and seed_batching 'map' "
-                     "or 'vmap'.")
+  if hyper_axis and config.optimizer == "scipy":
+    raise ValueError("hyper_axis needs a JAX driver (optax or jaxopt).")
   if config.optimizer != "scipy":
     options = {"first_step": config.first_step, **options}
   fns = {}
@@ -546,7 +560,7 @@ def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
       fn = jax.jit(jax.vmap(one, in_axes=(0, data_axes,
                                           EpochStart(0, 0, None, 0))))
     elif seed_batching == "devices":
-      fn = sharding.seeds_on_devices(one, mesh)
+      fn = sharding.seeds_on_devices(one, mesh, per_seed_data=hyper_axis)
     else:
       fn = jax.jit(functools.partial(sharding.map_seeds, one,
                                      per_seed_data=hyper_axis))

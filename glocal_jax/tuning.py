@@ -25,7 +25,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
+
+import jax
 
 from glocal_jax import experiment
 from glocal_jax import training
@@ -99,6 +101,7 @@ def groups(configs: Sequence[GLocalKConfig]) -> list[list[int]]:
 
 def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
            *, batching: str = "map",
+           mesh: Optional[jax.sharding.Mesh] = None,
            log: Callable[[str], None] = experiment.say) -> dict:
   """Trains each of ``configs`` and scores it on ``data.valid``.
 
@@ -109,6 +112,10 @@ def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
     batching: ``"map"`` or ``"vmap"``: each group of :func:`groups` as one
       compiled program (:func:`glocal_jax.experiment.fit_configs`);
       ``"loop"``: one :func:`glocal_jax.experiment.fit` per configuration.
+    mesh: with ``batching="map"``, spread each group's configurations over
+      this mesh's devices (axis ``"seeds"``, e.g.
+      ``sharding.device_mesh(n, sharding.SEEDS)``; the devices may belong
+      to several processes), each device mapping over its share.
     log: where the progress lines go.
 
   Returns:
@@ -131,6 +138,10 @@ def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
   if batching not in BATCHING:
     raise ValueError(f"batching must be one of {BATCHING}, got "
                      f"{batching!r}.")
+  if mesh is not None and batching != "map":
+    raise ValueError("configurations spread over a mesh's devices run "
+                     f"one after the other on each (batching='map'), not "
+                     f"{batching!r}.")
   # The validation ratings stand in for the test set: the search never
   # holds the real one.
   unseen = dataclasses.replace(data, test=data.valid)
@@ -144,9 +155,9 @@ def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
       result = experiment.fit(members[0], unseen, seed, log=lambda _: None)
       runs, seconds = [result], result["seconds"]
     else:
-      result = experiment.fit_configs(members, unseen, seed,
-                                      seed_batching=batching,
-                                      log=lambda _: None)
+      result = experiment.fit_configs(
+          members, unseen, seed, log=lambda _: None, mesh=mesh,
+          seed_batching=batching if mesh is None else "devices")
       runs, seconds = result["runs"], result["seconds"]
     for i, run in zip(batch, runs):
       selected = run["selected"]

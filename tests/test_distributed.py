@@ -1,11 +1,15 @@
-"""train.py and benchmark.py over several processes (jax.distributed, gloo
-on the CPU) equal one process; a killed process stops the other within the
-timeout, and the pair resumes from the last checkpoint.
+"""train.py, benchmark.py, the sweeps and tune.py over several processes
+(jax.distributed, gloo on the CPU) equal one process; a killed process
+stops the other within the timeout, and the pair resumes from the last
+checkpoint.
 
 Two processes with 2 CPU devices each (4 global devices) against one
 process with 4 and against one device (in this process); 23 items, which 4
 does not divide. Processes of their own: JAX fixes its devices, and joins
-``jax.distributed``, once per process.
+``jax.distributed``, once per process. All of them share the test run's
+compilation cache (conftest), so a program compiled by one test's
+processes serves the next (the killed pair and its resumption run the
+sparse pair's programs).
 """
 
 import json
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import XLA_FLAGS
@@ -23,10 +28,11 @@ from scripts import run_script
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 BENCHMARK = os.path.join(ROOT, "experiments", "benchmark.py")
+TABLE1 = os.path.join(ROOT, "experiments", "table1.py")
+TUNE = os.path.join(ROOT, "experiments", "tune.py")
 TINY = ["--dataset=synthetic", "--synthetic_items=23", "--synthetic_users=17",
         "--synthetic_density=0.35", "--hidden=6", "--n_dim=2",
-        "--pretrain_maxiter=2", "--finetune_maxiter=2",
-        "--compilation_cache=none", "--devices=4"]
+        "--pretrain_maxiter=2", "--finetune_maxiter=2", "--devices=4"]
 TIMEOUT = 10  # --distributed_timeout: heartbeats missed before stopping
 
 
@@ -144,3 +150,38 @@ def test_benchmark_refuses_isolated_rows_over_several_processes(tmp_path):
                     f"--output_json={tmp_path / 'b.json'}")
   assert proc.returncode != 0 and "--noisolate" in proc.stderr
   assert not os.path.exists(tmp_path / "b.json")
+
+
+def test_sweep_and_tune_over_two_processes_equal_one_device(tmp_path):
+  # 3 seeds and 3 configurations on 4 devices: the last one is repeated to
+  # fill them (sharding.seeds_on_devices), and dropped from the results.
+  data = [a for a in TINY if a != "--dataset=synthetic"]
+  table = [*data, "--datasets=synthetic", "--models=glocal-k", "--seeds=3",
+           "--protocols=paper", "--pretrain_epochs=1", "--finetune_epochs=1"]
+  tune = [*TINY, "--search=lambda_2=1,10,100", "--pretrain_epochs=1",
+          "--finetune_epochs=1"]
+  outs = pair([*table, f"--output_dir={tmp_path / 'two'}"], TABLE1)
+  tuned = pair([*tune, f"--output_dir={tmp_path / 'tune_two'}"], TUNE)
+  for script, args, name in (("table1.py", table, "one"),
+                             ("tune.py", tune, "tune_one")):
+    proc = run_script(script, *[a for a in args if a != "--devices=4"],
+                      "--devices=1", f"--output_dir={tmp_path / name}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  two, one = (json.load(open(tmp_path / name / "table1.json"))["rows"]
+              for name in ("two", "one"))
+  assert [r["protocol"] for r in two] == [r["protocol"] for r in one]
+  for a, b in zip(two, one):
+    assert (a["seed_batching"], b["seed_batching"]) == ("devices(4)", "map")
+    np.testing.assert_allclose(a["per_seed_rmse"], b["per_seed_rmse"],
+                               atol=1e-4)
+  two, one = (json.load(open(tmp_path / name / "tune.json"))
+              for name in ("tune_two", "tune_one"))
+  np.testing.assert_allclose(
+      [c["valid_rmse"] for c in two["configurations"]],
+      [c["valid_rmse"] for c in one["configurations"]], atol=1e-4)
+  assert two["chosen"]["index"] == one["chosen"]["index"]
+  assert abs(two["chosen"]["test"]["rmse"] - one["chosen"]["test"]["rmse"]
+             ) < 1e-4
+  # Process 0 wrote the results, process 1 nothing.
+  assert "wrote" in outs[0] and "wrote" not in outs[1]
+  assert "wrote" in tuned[0] and "wrote" not in tuned[1]
