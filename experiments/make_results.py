@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -103,7 +104,9 @@ class Result:
       machine = (f"{device['count']} x {device['kind']}"
                  if device["platform"] != "cpu" else "no accelerator")
       versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)
-      out.append(f"`{p['command']}`\n")
+      env = "".join(f"{k}={shlex.quote(v)} "
+                    for k, v in p.get("environment", {}).items())
+      out.append(f"`{env}{p['command']}`\n")
       out.append(f"Commit `{str(p['git_commit'])[:10]}`{dirty}, started "
                  f"{p['started']}; {machine}; CPU {describe_cpu(p['cpu'])}; "
                  f"Python {p['python']}, {versions}.\n")

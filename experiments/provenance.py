@@ -1,6 +1,8 @@
 """Where a result came from: the block every script writes into its JSON.
 
-``provenance()`` records the command line, the git commit (and whether the
+``provenance()`` records the command line (and the environment variables
+that change what JAX does: ``XLA_FLAGS``, ``JAX_*``), the git commit (and
+whether the
 working tree had uncommitted changes), the versions of Python and the
 numerical packages, the devices JAX sees, the CPU (model, family, vector
 extension, cores),
@@ -83,12 +85,21 @@ def command(argv=None) -> str:
   return shlex.join(["python", script, *argv[1:]])
 
 
+def environment() -> dict:
+  """The environment variables set that change what JAX and XLA do
+  (``XLA_FLAGS``, ``JAX_*``): part of the command that made a result."""
+  return {k: v for k, v in sorted(os.environ.items())
+          if k == "XLA_FLAGS" or k.startswith("JAX_")}
+
+
 def provenance() -> dict:
   """The provenance block of a result file written by this process."""
   devices = jax.devices()
   status = _git("status", "--porcelain", "--untracked-files=no")
+  env = environment()
   return {
       "command": command(),
+      **({"environment": env} if env else {}),
       "argv": list(sys.argv),
       "git_commit": _git("rev-parse", "HEAD"),
       "git_dirty": None if status is None else bool(status),

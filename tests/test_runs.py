@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -603,7 +604,13 @@ def test_make_results_renders_each_file_with_its_provenance(tmp_path):
   text = (tmp_path / "R.md").read_text()
   new = json.load(open(tmp_path / "figure3_new_cpu.json"))
   section = text[text.index("### `results/figure3_new_cpu.json`"):]
-  assert section.splitlines()[2] == f"`{new['provenance']['command']}`"
+  # The variables that change what XLA does are part of the command (the
+  # tests set XLA_FLAGS, conftest).
+  assert new["provenance"]["environment"]["XLA_FLAGS"] == os.environ[
+      "XLA_FLAGS"]
+  assert section.splitlines()[2] == (
+      f"`XLA_FLAGS={shlex.quote(os.environ['XLA_FLAGS'])} "
+      f"{new['provenance']['command']}`")
   assert new["provenance"]["git_commit"][:10] in section.splitlines()[4]
   rmse = new["rows"][0]["rmse_mean"]
   assert f"| {rmse:.4f} |" in section
