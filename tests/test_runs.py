@@ -681,7 +681,8 @@ def test_make_results_glance_table_takes_each_protocol_and_the_best_mean(
 
 def test_own_csv_trains_beats_item_mean_and_recommends(tmp_path):
   """ML-100K rewritten as a user's own CSV: header, string ids, a
-  timestamp column; split by the file loader."""
+  timestamp column; split by the file loader. Hidden layers of 100 (the
+  preset's 500 take twice as long and beat the item mean by more)."""
   source = shared_data_dir("ml-100k")
   lines = ["user,item,rating,timestamp"]
   for name in ("u1.base", "u1.test"):
@@ -692,8 +693,9 @@ def test_own_csv_trains_beats_item_mean_and_recommends(tmp_path):
   csv.write_text("\n".join(lines) + "\n")
   out = tmp_path / "run"
   proc = run_script("train.py", "--dataset=file", f"--train_file={csv}",
-                    "--test_fraction=0.2", "--pretrain_epochs=4",
-                    "--finetune_epochs=4", f"--output_dir={out}")
+                    "--test_fraction=0.2", "--hidden=100,100",
+                    "--pretrain_epochs=4", "--finetune_epochs=4",
+                    f"--output_dir={out}")
   assert proc.returncode == 0, proc.stderr
   best = json.load(open(out / "metrics.json"))["best"]["rmse"]
   data = gdata.load_ratings_file(str(csv), test_fraction=0.2)
