@@ -284,9 +284,10 @@ def glance_section(out):
              "std: `validation` selects the epoch on 5% of the training "
              "ratings held out (the honest protocol), `paper` takes the best "
              "epoch on test as the paper does. Beside them, the best mean "
-             "predictor on the same split and the best published number "
-             "without side information. Each figure's file, with its "
-             "command and machine, is in the sections below.\n")
+             "predictor on the same split, the best published number "
+             "without side information, and how far GLocal-K's honest "
+             "(validation) figure lies from it. Each figure's file, with "
+             "its command and machine, is in the sections below.\n")
   label = lambda model, protocol: f"{model} ({protocol})"
   shown = [(m, p) for m in GLANCE_MODELS for p in ("validation", "paper")
            if any((e, m, p) in found for e in entries)]
@@ -302,11 +303,17 @@ def glance_section(out):
     side_free = [(v, m) for m, v, side, _ in
                  published.get(entry.replace("-folds", ""), []) if not side]
     best = min(side_free) if side_free else None
+    honest = found.get((entry, "glocal-k", "validation"))
+    gap = ("-" if best is None or honest is None else
+           f"{honest[0]['rmse_mean'] - best[0]:+.2g} "
+           f"({(honest[0]['rmse_mean'] / best[0] - 1) * 100:+.1f}%)")
     rows.append([entry, *cells,
                  "-" if mean is None else f"{rating(mean[1])} ({mean[0]})",
-                 "-" if best is None else f"{rating(best[0])} ({best[1]})"])
+                 "-" if best is None else f"{rating(best[0])} ({best[1]})",
+                 gap])
   out.append(table(["data set", *(label(*c) for c in shown),
-                    "best mean predictor", "best published"], rows) + "\n")
+                    "best mean predictor", "best published",
+                    "glocal-k (validation) - best published"], rows) + "\n")
   sources = sorted({name for _, name in found.values()})
   out.append("From " + ", ".join(f"`results/{n}`" for n in sources) + ".\n")
   path = os.path.join(out.results_dir, "glance.png")
