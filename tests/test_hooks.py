@@ -55,17 +55,17 @@ def test_own_kernel_and_aggregation_equal_numpy_in_every_plan(x64, plan):
                    softmax_aggregation, gaussian_rbf)
   np.testing.assert_allclose(got, expected, rtol=1e-10)
   # The gradient of the dense reference with the same pieces.
-  dense_grad = jax.grad(model.finetune_loss)(
+  dense_grad = jax.jit(jax.grad(model.finetune_loss), static_argnums=(6, 7))(
       params, jnp.asarray(r), jnp.asarray(r > 0), 2.0, 0.5, 1.5,
       softmax_aggregation, gaussian_rbf)
   for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(dense_grad),
                   strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
   # The pieces matter: the paper's kernel and aggregation give another loss.
-  paper = rep.finetune_loss(params, prepared(plan), 2.0, 0.5, 1.5)
+  paper = jax.jit(rep.finetune_loss)(params, prepared(plan), 2.0, 0.5, 1.5)
   assert abs(float(paper) - float(got)) > 1e-6 * abs(float(got))
-  pre = rep.pretrain_loss(params["autoencoder"], prepared(plan), 2.0, 0.5,
-                          gaussian_rbf)
+  pre = jax.jit(rep.pretrain_loss, static_argnums=4)(
+      params["autoencoder"], prepared(plan), 2.0, 0.5, gaussian_rbf)
   np.testing.assert_allclose(pre, _np_pretrain(params, r), rtol=1e-10)
 
 

@@ -120,11 +120,11 @@ def test_loss_gradients_match_finite_differences(x64):
 def test_finetune_gradient_flows_through_pooled_predictions(x64):
   """The output layer's bias only reaches R_hat through avgpool(AE(R))."""
   params, ratings, mask = small_problem(dtype=jnp.float64)
-  grad_r_hat = jax.grad(lambda p: jnp.sum(
-      gj.global_kernel_ratings(p, ratings, 1.0, "weighted")))(params)
+  grad_r_hat = jax.jit(jax.grad(lambda p: jnp.sum(
+      gj.global_kernel_ratings(p, ratings, 1.0, "weighted"))))(params)
   assert float(jnp.abs(grad_r_hat["autoencoder"][-1]["b"]).sum()) > 0
-  grad_mean = jax.grad(lambda p: jnp.sum(
-      gj.global_kernel_ratings(p, ratings, 1.0, "mean")))(params)
+  grad_mean = jax.jit(jax.grad(lambda p: jnp.sum(
+      gj.global_kernel_ratings(p, ratings, 1.0, "mean"))))(params)
   assert float(jnp.abs(grad_mean["autoencoder"][-1]["b"]).sum()) == 0
 
 
@@ -142,13 +142,15 @@ def test_vmap_over_stacked_params_equals_loop():
   problems = [small_problem(seed=s) for s in seeds]
   ratings, mask = problems[0][1], problems[0][2]
   stacked = jax.tree.map(lambda *x: jnp.stack(x), *[p[0] for p in problems])
-  loss = lambda p: gj.finetune_loss(p, ratings, mask, 2.0, 0.5, 1.0,
-                                    "weighted")
+  # Compiled (the loop too: one program for every problem, not op by op).
+  loss = jax.jit(lambda p: gj.finetune_loss(p, ratings, mask, 2.0, 0.5, 1.0,
+                                            "weighted"))
   batched = jax.vmap(loss)(stacked)
   looped = jnp.stack([loss(p[0]) for p in problems])
   np.testing.assert_allclose(batched, looped, rtol=1e-5)
   grads = jax.vmap(jax.grad(loss))(stacked)
+  grad = jax.jit(jax.grad(loss))
   for i, p in enumerate(problems):
     np.testing.assert_allclose(grads["kernel_banks"][0][i],
-                               jax.grad(loss)(p[0])["kernel_banks"][0],
+                               grad(p[0])["kernel_banks"][0],
                                rtol=1e-4, atol=1e-5)

@@ -1,8 +1,10 @@
-"""Items and seeds over several devices equal one device.
+"""Items over several devices equal one device.
 
 Each test runs in a subprocess started with ``--xla_force_host_platform_
-device_count`` (JAX fixes its devices when it starts). train.py on 4 devices
-against one: tests/test_distributed.py."""
+device_count`` (JAX fixes its devices when it starts). Seeds and tuning
+configurations over devices (3 on 4 devices of two processes, so the last
+is repeated to fill them) against one device, and train.py over two
+processes against one with 4 devices: tests/test_distributed.py."""
 
 import os
 import subprocess
@@ -124,26 +126,3 @@ print(max(gap(results[0][0], r[0]) for r in results[1:]),
 """)
   params_gap, loss_gap = (float(x) for x in out.split()[-2:])
   assert params_gap < 1e-4 and loss_gap < 1e-5
-
-
-def test_five_seeds_on_five_devices_equal_separate_runs():
-  out = run("""
-import jax, numpy as np
-import glocal_jax as gj
-from glocal_jax import data as gdata, experiment, sharding, training
-config = gj.GLocalKConfig(hidden=(12, 12), n_dim=3, pretrain_epochs=2,
-                          finetune_epochs=2, pretrain_maxiter=3,
-                          finetune_maxiter=3, optimizer="optax")
-data = gdata.synthetic(40, 30, density=0.4, rank=3, seed=5)
-seeds = [0, 1, 2, 3, 4]
-fns = training.make_epoch_fns(config, batched=True, seed_batching="devices",
-                              mesh=sharding.device_mesh(5, sharding.SEEDS))
-together = experiment.fit_seeds(config, data, seeds, log=lambda _: None,
-                                epoch_fns=fns)
-# On one device, the seeds as one program (lax.map over them, which equals
-# separate runs: test_runs.test_batched_seeds_equal_separate_runs).
-alone = experiment.fit_seeds(config, data, seeds, log=lambda _: None)
-print(max(abs(a["best"]["rmse"] - t["best"]["rmse"])
-          for a, t in zip(alone["per_seed"], together["per_seed"])))
-""", devices=5)
-  assert float(out.split()[-1]) < 1e-4
