@@ -360,7 +360,8 @@ def define_distributed_flags() -> None:
 def init_distributed() -> None:
   """Joins the processes of ``--coordinator_address`` (``jax.distributed``;
   collectives over gloo on the CPU) before anything touches a device, or
-  does nothing for one process. Exits with a message on incomplete flags."""
+  does nothing for one process. Exits with a message on incomplete flags.
+  Only process 0 writes to standard output from then on."""
   given = [FLAGS.coordinator_address is not None,
            FLAGS.num_processes is not None, FLAGS.process_id is not None]
   if not any(given):
@@ -386,6 +387,10 @@ def init_distributed() -> None:
     fail(f"process {FLAGS.process_id} could not join the "
          f"{FLAGS.num_processes} processes at {FLAGS.coordinator_address} "
          f"within {FLAGS.distributed_timeout}s: {e}")
+  if FLAGS.process_id != 0:
+    # Process 0 logs (the others run the same steps and would print the
+    # same lines); errors still reach every process's stderr.
+    sys.stdout = open(os.devnull, "w")  # pylint: disable=consider-using-with
 
 
 def is_writer() -> bool:
