@@ -267,6 +267,24 @@ def test_cache_follows_the_file_and_never_lands_beside_it(tmp_path,
   assert os.listdir(other.parent) == ["r.csv"]
 
 
+def test_blank_lines_found_in_every_block(tmp_path, monkeypatch):
+  """Lines of nothing but spaces, tabs and CRs are skipped wherever they
+  are (blocks of 2 lines here), and each row keeps its line number, as
+  Python's own split says."""
+  text = ("1 10 4\n \t \r\n2 20 3\n\n\t\n3 30 5\n \n4 40 1\n"
+          "   \n5 50 2\r\n\r\n")
+  path = tmp_path / "r.txt"
+  path.write_bytes(text.encode())
+  expected = [(n, line.split()) for n, line in
+              enumerate(text.split("\n"), 1) if line.strip()]
+  monkeypatch.setattr(parsing, "LINES_PER_BLOCK", 2)
+  table = parsing.read_table(str(path))
+  assert table.lines.tolist() == [n for n, _ in expected]
+  for j in range(3):
+    assert table.columns[j].tolist() == [float(f[j]) if j == 2 else
+                                         int(f[j]) for _, f in expected]
+
+
 def test_blocks_of_lines_read_as_the_whole_file(tmp_path, monkeypatch):
   """Lines are parsed in blocks; an id column that is text in a later
   block is text in all (no integer ids lose their leading zeros), and an

@@ -70,12 +70,30 @@ def _split_lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray,
   ends = np.concatenate([newlines, [buf.size]])
   has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR)
   ends = ends - has_cr
-  # A line of nothing but spaces and tabs is blank too.
-  filled = np.concatenate([[0], np.cumsum((buf != _SPACE) & (buf != _TAB)
-                                          & (buf != _CR))])
-  keep = filled[ends] > filled[starts]
+  keep = ~_blank(buf, starts, ends)
   numbers = np.flatnonzero(keep) + 1
   return starts[keep], ends[keep], numbers
+
+
+def _blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
+           ) -> np.ndarray:
+  """Per line: empty, or nothing but spaces, tabs and CRs. Only a line that
+  begins with one of those can be blank and not empty; such lines are
+  looked at a block of lines at a time, so that the running count of
+  filled bytes spans one block's bytes, never the whole file's."""
+  blank = ends <= starts
+  lead = buf[np.minimum(starts, buf.size - 1)]
+  maybe = ~blank & ((lead == _SPACE) | (lead == _TAB) | (lead == _CR))
+  for i in range(0, starts.size, LINES_PER_BLOCK):
+    lines = i + np.flatnonzero(maybe[i:i + LINES_PER_BLOCK])
+    if lines.size == 0:
+      continue
+    lo, hi = int(starts[lines[0]]), int(ends[lines[-1]])
+    part = buf[lo:hi]
+    filled = np.concatenate([[0], np.cumsum(
+        (part != _SPACE) & (part != _TAB) & (part != _CR))])
+    blank[lines] = filled[ends[lines] - lo] == filled[starts[lines] - lo]
+  return blank
 
 
 def _read_lines(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
