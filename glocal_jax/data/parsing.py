@@ -1,4 +1,4 @@
-"""Reading rating files fast: vectorised over the bytes, no loop per line.
+"""Reading rating files: vectorised over the bytes, no loop per line.
 
 :func:`read_table` reads delimited text (``user item rating ...`` rows, any
 column order) into NumPy arrays: the whole file is one byte array, line and
