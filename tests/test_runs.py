@@ -1,5 +1,6 @@
 """Checkpoints, resume, failure handling, determinism, recommendations."""
 
+import csv
 import json
 import os
 import shlex
@@ -516,7 +517,16 @@ def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
   written = json.load(open(tmp_path / f"{name}.json"))["rows"]
   assert len(written) == rows
   assert all(r["protocol"] == "paper" and r["seeds"] == 1 for r in written)
-  assert (tmp_path / f"{name}.csv").exists()
+  with open(tmp_path / f"{name}.csv", newline="") as f:  # read back whole
+    table = list(csv.DictReader(f))
+  scalars = [k for k, v in written[0].items()
+             if not isinstance(v, (dict, list))]
+  assert len(table) == rows and all(list(t) == scalars for t in table)
+  for back, row in zip(table, written):
+    assert back["protocol"] == row["protocol"]
+    assert float(back["rmse_mean"]) == pytest.approx(row["rmse_mean"])
+  if script == "table2.py":  # a name with commas stays one column
+    assert table[0]["variant"] == "3x3, 1 layer, weighted"
   if "--models=user-mean" in flags:  # each user's mean of the kept ratings
     for row in written:
       subset = gdata.subsample_train(gdata.synthetic(30, 20, 0.4, 10),
