@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,11 +78,12 @@ flags.DEFINE_list("representations", ["auto"],
                   f"Of {list(REPRESENTATIONS)}, or per "
                   "product, e.g. input=sparse:conv=dense:output=sparse.")
 flags.DEFINE_integer("repeats", 5, "Timed evaluations per phase "
-                     "(evaluation mode; the median is reported).")
+                     "(evaluation mode; the median is reported).",
+                     lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Initialisation seed (shared by all rows).")
 flags.DEFINE_integer("seeds", 1, "Train seeds seed..seed+N-1 as one compiled "
                      "program (optax or jaxopt drivers); best/final RMSE "
-                     "are then the means over seeds.")
+                     "are then the means over seeds.", lower_bound=1)
 flags.DEFINE_enum("seed_batching", "map", ["map", "vmap"],
                   "With --seeds > 1: lax.map over the seeds, or vmap them.")
 flags.DEFINE_bool("isolate", True, "Run each row in a fresh process, so that "
@@ -89,6 +91,25 @@ flags.DEFINE_bool("isolate", True, "Run each row in a fresh process, so that "
 flags.DEFINE_string("output_json", None, "Write the table here as JSON.")
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
+
+
+class Timing(NamedTuple):
+  """How every row is run: what ``main`` reads from the flags once.
+
+  Attributes:
+    mode: ``"schedule"`` or ``"evaluation"``.
+    seed: the first initialisation seed (shared by all rows).
+    seeds: seeds ``seed..seed+seeds-1`` trained as one program.
+    seed_batching: ``"map"`` or ``"vmap"`` (one device, ``seeds`` > 1).
+    repeats: timed evaluations per phase (evaluation mode).
+    devices: global devices the row runs on.
+  """
+  mode: str
+  seed: int
+  seeds: int
+  seed_batching: str
+  repeats: int
+  devices: int
 
 
 def parse_driver(spec: str) -> tuple[str, dict]:
@@ -130,15 +151,18 @@ def flop_counts(config: gj.GLocalKConfig, data, train_data) -> dict:
   return experiment.phase_flops(config, train_data, data.train.count())
 
 
-def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int]):
-  keys = jax.numpy.stack([jax.random.PRNGKey(FLAGS.seed + i)
-                          for i in range(FLAGS.seeds)])
+def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int],
+                   timing: Timing):
+  """The rows' shared initialisation: one seed's, or ``timing.seeds``
+  stacked along a leading axis."""
+  keys = jax.numpy.stack([jax.random.PRNGKey(timing.seed + i)
+                          for i in range(timing.seeds)])
   init = lambda k: training.init_params(config, k, *shape)
-  return jax.vmap(init)(keys) if FLAGS.seeds > 1 else init(keys[0])
+  return jax.vmap(init)(keys) if timing.seeds > 1 else init(keys[0])
 
 
 def schedule_row(spec: str, config: gj.GLocalKConfig, data,
-                 train_data) -> dict:
+                 train_data, timing: Timing) -> dict:
   """The full schedule with one driver; timings, RMSE and FLOP rates."""
   name, options = parse_driver(spec)
   # The first step is a config field, recorded with the row; scipy can only
@@ -149,19 +173,19 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
     config = config.replace(optimizer=name, first_step=first_step)
   except ValueError as e:
     cli.fail(f"driver {spec!r}: {e}")
-  batched = FLAGS.seeds > 1
-  count = cli.device_count()
-  spread = batched and count > 1
+  batched = timing.seeds > 1
+  spread = batched and timing.devices > 1
+  seed_batching = "devices" if spread else timing.seed_batching
   try:
     fns = training.make_epoch_fns(
-        config, batched=batched,
-        seed_batching="devices" if spread else FLAGS.seed_batching,
-        mesh=sharding.device_mesh(count, sharding.SEEDS) if spread else None,
+        config, batched=batched, seed_batching=seed_batching,
+        mesh=(sharding.device_mesh(timing.devices, sharding.SEEDS) if spread
+              else None),
         **options)
   except (TypeError, ValueError) as e:
     cli.fail(f"driver {spec!r}: {e}")
-  params0 = initial_params(config, data.shape)
-  first = first_epoch_seconds(fns, params0, train_data)
+  params0 = initial_params(config, data.shape, timing)
+  first = first_epoch_seconds(fns, params0, train_data, timing.seeds)
 
   def callback(record, params):
     if record.phase != "finetune":
@@ -172,16 +196,16 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   history = gj.train(config, train_data, params=params0, callback=callback,
                      epoch_fns=fns).history
   return {"driver": spec, "first_step": config.first_step,
-          "seeds": FLAGS.seeds,
-          "seed_batching": (("devices" if spread else FLAGS.seed_batching)
-                            if batched else None),
+          "seeds": timing.seeds,
+          "seed_batching": seed_batching if batched else None,
           **schedule_figures(history, first,
-                             flop_counts(config, data, train_data))}
+                             flop_counts(config, data, train_data),
+                             timing.seeds)}
 
 
-def first_epoch_seconds(fns: dict, params0, train_data) -> dict:
+def first_epoch_seconds(fns: dict, params0, train_data, seeds: int) -> dict:
   """The warm-up: each phase's epoch compiled and run once, timed."""
-  losses = jax.numpy.zeros((FLAGS.seeds,) if FLAGS.seeds > 1 else ())
+  losses = jax.numpy.zeros((seeds,) if seeds > 1 else ())
   first = {}
   for phase, tree in (("pretrain", params0["autoencoder"]),
                       ("finetune", params0)):
@@ -192,9 +216,11 @@ def first_epoch_seconds(fns: dict, params0, train_data) -> dict:
   return first
 
 
-def schedule_figures(history: list, first: dict, counts: dict) -> dict:
-  """A schedule's times, counts, RMSE and FLOP rate from its epoch records,
-  the warm-up times ``first`` and the FLOPs per evaluation ``counts``."""
+def schedule_figures(history: list, first: dict, counts: dict,
+                     seeds: int) -> dict:
+  """A schedule's times, counts, RMSE and FLOP rate from its epoch records
+  (of ``seeds`` seeds), the warm-up times ``first`` and the FLOPs per
+  evaluation ``counts``."""
   seconds = {p: [r.seconds for r in history if r.phase == p]
              for p in training.PHASES}
   compile_seconds = sum(max(0.0, first[p] - float(np.median(seconds[p])))
@@ -206,7 +232,7 @@ def schedule_figures(history: list, first: dict, counts: dict) -> dict:
            for p in training.PHASES}
   total_flops = sum(evals[p] * counts[p] for p in training.PHASES)
   rmses = np.array([r.metrics["test_rmse"] for r in history
-                    if r.phase == "finetune"]).reshape(-1, FLAGS.seeds)
+                    if r.phase == "finetune"]).reshape(-1, seeds)
   return {
       "compile_seconds": round(compile_seconds, 2),
       "train_seconds": round(train_seconds, 2),
@@ -223,9 +249,10 @@ def schedule_figures(history: list, first: dict, counts: dict) -> dict:
   }
 
 
-def evaluation_row(config: gj.GLocalKConfig, data, train_data) -> dict:
+def evaluation_row(config: gj.GLocalKConfig, data, train_data,
+                   timing: Timing) -> dict:
   """The time of one loss-and-gradient evaluation of each phase."""
-  params = initial_params(config, train_data.shape)
+  params = initial_params(config, train_data.shape, timing)
   out = {}
   counts = flop_counts(config, data, train_data)
   for phase, loss, tree in (
@@ -237,7 +264,7 @@ def evaluation_row(config: gj.GLocalKConfig, data, train_data) -> dict:
     compile_seconds = time.perf_counter() - tic
     jax.block_until_ready(compiled(tree, train_data))  # warm
     times = []
-    for _ in range(FLAGS.repeats):
+    for _ in range(timing.repeats):
       tic = time.perf_counter()
       value, _ = jax.block_until_ready(compiled(tree, train_data))
       times.append(time.perf_counter() - tic)
@@ -251,27 +278,26 @@ def evaluation_row(config: gj.GLocalKConfig, data, train_data) -> dict:
 
 
 def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
-            data) -> dict:
-  """One row in this process."""
+            data, timing: Timing) -> dict:
+  """One row in this process: the items split over the devices for one
+  seed, several seeds spread over them."""
   config = config.replace(representation=representation)
   tic = time.perf_counter()
-  count = cli.device_count()
-  mesh = sharding.device_mesh(count) if count > 1 and FLAGS.seeds == 1 else (
-      None)
+  mesh = (sharding.device_mesh(timing.devices)
+          if timing.devices > 1 and timing.seeds == 1 else None)
   train_data = training.prepare(config, experiment.model_ratings(data),
-                                copies=FLAGS.seeds,
-                                mesh=mesh)
+                                copies=timing.seeds, mesh=mesh)
   jax.block_until_ready(train_data)
   row = {"representation": representation, "plan": train_data.plan.to_dict(),
-         "devices": count,
+         "devices": timing.devices,
          "prepare_seconds": round(time.perf_counter() - tic, 2)}
   print(f"-- {spec} {representation}: plan {train_data.plan.name}, "
         f"block {train_data.plan.block_size}, chunk "
         f"{train_data.plan.chunk_size}", flush=True)
-  if FLAGS.mode == "schedule":
-    row.update(schedule_row(spec, config, data, train_data))
+  if timing.mode == "schedule":
+    row.update(schedule_row(spec, config, data, train_data, timing))
   else:
-    row.update(evaluation_row(config, data, train_data))
+    row.update(evaluation_row(config, data, train_data, timing))
   row["peak_memory_bytes"] = peak_memory_bytes()
   return row
 
@@ -320,10 +346,6 @@ COLUMNS = {
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {argv[1:]}")
-  if FLAGS.seeds <= 0:
-    cli.fail(f"--seeds must be positive, got {FLAGS.seeds}")
-  if FLAGS.repeats <= 0:
-    cli.fail(f"--repeats must be positive, got {FLAGS.repeats}")
   for r in FLAGS.representations:
     try:
       parse_representation(r)
@@ -337,6 +359,8 @@ def main(argv):
   cli.init_distributed()
   if FLAGS.output_json and cli.is_writer():
     cli.check_output_dir(os.path.dirname(os.path.abspath(FLAGS.output_json)))
+  timing = Timing(FLAGS.mode, FLAGS.seed, FLAGS.seeds, FLAGS.seed_batching,
+                  FLAGS.repeats, cli.device_count())
   config = cli.config_for(FLAGS.dataset)
   data = cli.load(FLAGS.dataset, FLAGS.data_dir,
                   **cli.split_options(FLAGS.dataset))
@@ -350,7 +374,7 @@ def main(argv):
   for spec in specs:
     for representation in FLAGS.representations:
       rows.append(isolated_row(spec, representation) if FLAGS.isolate else
-                  run_row(spec, representation, config, data))
+                  run_row(spec, representation, config, data, timing))
   device = experiment.device_info()
   print(f"device: {device}")
   columns = COLUMNS[FLAGS.mode]
