@@ -583,8 +583,19 @@ def number_list(flag: str, cast, valid, requirement: str) -> list:
 def sweep_datasets():
   """Yields ``(name, RatingData)``; a dataset whose files are missing is
   skipped with a message (ML-1M is not always at hand)."""
+  found = False
   for name in FLAGS.datasets:
     data_dir = os.path.join(FLAGS.data_root, name) if FLAGS.data_root else None
     data = load(name, data_dir, skip_missing=True)
     if data is not None:
+      found = True
       yield name, data
+  if not found:
+    none_found()
+
+
+def none_found() -> None:
+  """Exits: every ``--datasets`` entry was skipped for missing files."""
+  fail(f"none of --datasets={','.join(FLAGS.datasets)} was found under "
+       f"--data_root={FLAGS.data_root}: nothing ran (the messages above say "
+       "where each file goes)")

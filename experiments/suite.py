@@ -162,6 +162,8 @@ def main(argv):
   write = lambda rows: reporting.write_rows(FLAGS.output_dir, "suite", rows,
                                             published=PUBLISHED)
   rows = run_suite(FLAGS.datasets, FLAGS.models, FLAGS.protocols, write)
+  if not rows:
+    cli.none_found()
   plot(os.path.join(FLAGS.output_dir, "suite.png"), rows)
 
 

@@ -201,6 +201,17 @@ def test_a_held_or_finished_output_folder_is_refused(tmp_path):
   assert replaced.returncode == 0, replaced.stderr[-2000:]
 
 
+@pytest.mark.parametrize("script", ["table1.py", "figure2.py"])
+def test_sweeps_with_no_data_found_say_so(tmp_path, script):
+  """Every dataset skipped for missing files: a clear exit, not an empty
+  result (table1) or a traceback from the plot (figure2)."""
+  proc = run_script(script, "--datasets=ml-1m",
+                    f"--data_root={tmp_path / 'none'}",
+                    f"--output_dir={tmp_path / 'out'}")
+  assert_clear_failure(proc, "none of --datasets=ml-1m was found")
+  assert "ratings.dat not found" in proc.stdout + proc.stderr
+
+
 def test_sweeps_refuse_a_file_with_a_pointer_to_train(tmp_path):
   proc = run_script("table1.py", "--datasets=file", f"--output_dir={tmp_path}")
   assert_clear_failure(proc, "experiments/train.py --dataset=file")

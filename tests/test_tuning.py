@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 import pytest
+from test_data import random_rows
+from test_data import write_ml_1m
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
@@ -111,6 +113,35 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
                    f"--config_json={tmp_path / 'missing.json'}",
                    f"--output_dir={tmp_path / 'other'}")
   assert bad.returncode == 2 and "not a config file" in bad.stderr
+
+
+def test_suite_runs_ml_1m_when_its_file_is_present(tmp_path):
+  """ML-1M joins the suite when DATA_ROOT/ml-1m/ratings.dat exists (the
+  user-mean row checked against NumPy on its seeded split); without it, the
+  entry is skipped, and a suite with nothing to run fails with a message."""
+  root = tmp_path / "data"
+  write_ml_1m(str(root / "ml-1m"), random_rows(seed=4))
+  args = ["--datasets=ml-1m", "--models=user-mean", "--protocols=paper",
+          "--seeds=1"]
+  proc = run_script("suite.py", *args, f"--data_root={root}",
+                    f"--output_dir={tmp_path / 'out'}")
+  assert proc.returncode == 0, proc.stderr
+  (row,) = json.loads((tmp_path / "out" / "suite.json").read_text())["rows"]
+  data = gdata.load_ml_1m(str(root / "ml-1m"))
+  train = np.asarray(data.train.to_dense())
+  test = np.asarray(data.test.to_dense())
+  counts = (train > 0).sum(0)
+  means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
+                   train[train > 0].mean())
+  err = (np.clip(np.broadcast_to(means, test.shape), 1, 5) - test)[test > 0]
+  assert (row["dataset"], row["model"]) == ("ml-1m", "user-mean")
+  assert row["rmse_mean"] == pytest.approx(np.sqrt(np.mean(err ** 2)),
+                                           rel=1e-5)
+  absent = run_script("suite.py", *args, f"--data_root={tmp_path / 'none'}",
+                      f"--output_dir={tmp_path / 'out2'}")
+  assert absent.returncode != 0 and "Traceback" not in absent.stderr
+  assert "skipping ml-1m" in absent.stdout + absent.stderr
+  assert "none of --datasets=ml-1m was found" in absent.stderr
 
 
 def test_suite_script_rows_folds_and_published_numbers(tmp_path):
