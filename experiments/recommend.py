@@ -7,7 +7,9 @@ Prints the user's k unrated items with the highest predicted ratings
 ML-100K's u.item, or --items_file; ratings clipped to the data's rating
 scale), from the epoch selected on validation when the run had a
 validation split (--epoch=last: the last one). An item the user rated in
-any split of the run (training, validation, test) counts as rated.
+any split of the run (training, validation, test) counts as rated. What
+the run's diagnosis found in that model (a collapse, a model no better than
+a mean predictor) is printed first, as a warning.
 --checkpoint_dir may also be train.py's OUTPUT_DIR.
 """
 
@@ -44,7 +46,8 @@ def recommend(checkpoint_dir: str, user: str, k: int, epoch: str = "selected",
   model = gj.load_model(checkpoint_dir, epoch=epoch)
   if items_file:
     model.item_titles = gdata.title_array(model.item_ids, items_file)
-  lines = [f"warning: {problem}" for problem in model.damaged]
+  lines = [f"warning: {problem}"
+           for problem in [*model.damaged, *model.warnings]]
   top = model.recommend(user, k)
   unrated = int((~model.rated(int(model.user_index([user])[0]))).sum())
   lines.append(f"user {user}: top {len(top)} of {unrated} unrated items "

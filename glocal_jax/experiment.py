@@ -630,11 +630,15 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
     log(f"Resuming after {start[0]} epoch {start[1]}.")
   arrays = checkpoint_arrays(data) if checkpoint_dir else None
   ratio = flop_ratio(config, train_data, data.train.count())
+  means = mean_predictor_rmse(data)
 
   def save(record: training.EpochRecord, params) -> None:
+    # The history and the mean predictors: what diagnose needs to say what
+    # is wrong with a checkpoint's model (TrainedModel.warnings).
     meta = {"config": config.to_dict(), "seed": seed, "data": data_print,
             "cold_fallback": cold_fallback, "phase": record.phase,
             "epoch": record.epoch, "history": history,
+            "mean_predictors": means,
             "seconds": seconds_before + time.perf_counter() - tic}
     writer.save(checkpoint_dir, params, key, meta,
                 arrays={**arrays, **start_arrays(record.next_start)})
@@ -660,7 +664,6 @@ def fit(config: GLocalKConfig, data: RatingData, seed: int, *,
                    epoch_start=epoch_start)
   total = lambda name: float(sum(h.get(name, 0.0) for h in history))
   summary = summarise(history)
-  means = mean_predictor_rmse(data)
   warnings = diagnose(summary, history, means, data.scale)
   for warning in warnings:
     log(f"warning: {warning}")

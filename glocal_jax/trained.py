@@ -28,13 +28,13 @@ import numpy as np
 
 from glocal_jax import baselines
 from glocal_jax import checkpoint
+from glocal_jax import experiment
 from glocal_jax import ratings as rt
 from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data.checks import show_id
 from glocal_jax.data.container import STARS
 from glocal_jax.data.container import RatingScale
-from glocal_jax.experiment import SELECTED
 from glocal_jax.ratings import Ratings
 from glocal_jax.recommend import top_k_unrated
 
@@ -114,6 +114,18 @@ class TrainedModel:
   @property
   def shape(self) -> tuple[int, int]:
     return self.train.shape
+
+  @property
+  def warnings(self) -> list[str]:
+    """What :func:`glocal_jax.experiment.diagnose` finds in the run up to
+    this checkpoint's epoch: a collapse (one prediction for all of a user's
+    items), a fine-tuning that never beat pre-training, a model no better
+    than a mean predictor (checkpoints that record the mean predictors).
+    Empty for a healthy model; a user of its predictions should see each."""
+    history = self.meta.get("history", [])
+    return experiment.diagnose(experiment.summarise(history), history,
+                               self.meta.get("mean_predictors", {}),
+                               self.scale)
 
   def item_index(self, items: Sequence[Any]) -> np.ndarray:
     """Row of each raw item id (-1 where the data has no such item)."""
@@ -252,7 +264,7 @@ def load_model(checkpoint_dir: str,
   inner = os.path.join(checkpoint_dir, "checkpoint")
   if not checkpoint.exists(checkpoint_dir) and checkpoint.exists(inner):
     checkpoint_dir = inner
-  selected = os.path.join(checkpoint_dir, SELECTED)
+  selected = os.path.join(checkpoint_dir, experiment.SELECTED)
   if epoch == "selected" and checkpoint.exists(selected):
     checkpoint_dir = selected
   ckpt = checkpoint.load(checkpoint_dir)

@@ -128,6 +128,13 @@ def test_recommend_names_ml_100k_titles_and_skips_every_rated_item(tmp_path):
   items = [fields[1].split()[1] for fields in shown]
   assert not set(items) & rated
   assert [fields[3] for fields in shown] == [titles[i] for i in items]
+  # Two iterations a phase learn less than a mean: the run's warnings, read
+  # back from the checkpoint, come first.
+  found = json.load(open(out / "metrics.json"))["warnings"]
+  assert any("no better than the" in w for w in found)
+  assert gj.load_model(str(out)).warnings == found
+  assert rec.stdout.splitlines()[:len(found)] == [
+      f"warning: {w}" for w in found]
 
 
 def test_trained_model_predicts_unknown_ids_by_the_means_or_refuses(trained):
