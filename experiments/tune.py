@@ -14,7 +14,8 @@ cut at its best validation epoch, then trains once more with the test set
 present, and its test metrics at that epoch are reported.
 
 ``--search`` sets the grid, e.g. ``lambda_2=10,20,40;orientation=items,users``
-(any config field); by default glocal_jax.tuning.default_space around the
+or ``hidden=(500,500),(250,250),100`` (any config field; a tuple in
+parentheses, one hidden layer by its size alone); by default glocal_jax.tuning.default_space around the
 dataset's preset (lambda_2 x 1/4 .. 2; lambda_s x 1/4 .. 1; the item-based
 autoencoder: 12 configurations, one compiled program with --batching=map).
 Writes DIR/tune.json (every configuration's validation
@@ -31,6 +32,7 @@ test run on its first, and process 0 writes.
 
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +55,7 @@ cli.define_model_flags()
 cli.define_distributed_flags()
 flags.DEFINE_string("output_dir", None, "Where tune.json and config.json go.")
 flags.DEFINE_string("search", None, "The grid: name=v1,v2;name=v1,... "
+                    "(tuples in parentheses: hidden=(8,8),(16,16)) "
                     "(default: lambda_2 and lambda_s around the preset).")
 flags.DEFINE_integer("seed", 0, "Seed of every run's initialisation.")
 flags.DEFINE_float("validation_fraction", 0.05, "Share of the training "
@@ -77,15 +80,29 @@ def _value(text: str):
   return text
 
 
+def _values(text: str) -> list:
+  """``"1,(8,8),x"`` -> ``[1, (8, 8), "x"]``: commas split the values
+  outside parentheses; a value in parentheses is a tuple (hidden sizes)."""
+  values = re.findall(r"\(([^()]*)\)|([^,()]+)", text)
+  if re.sub(r"\([^()]*\)|[^,()]+|,", "", text) or not values:
+    raise ValueError(text)
+  return [tuple(_value(v.strip()) for v in group.split(",")) if group
+          else _value(plain.strip()) for group, plain in values]
+
+
 def parse_space(text: str) -> dict:
-  """``"a=1,2;b=x,y"`` -> ``{"a": [1, 2], "b": ["x", "y"]}``, or a clear
-  exit."""
+  """``"a=1,2;hidden=(8,8),(16,16);b=x,y"`` -> ``{"a": [1, 2], "hidden":
+  [(8, 8), (16, 16)], "b": ["x", "y"]}``, or a clear exit."""
   space = {}
   for part in filter(None, (p.strip() for p in text.split(";"))):
     name, equals, values = part.partition("=")
     if not (equals and name.strip() and values.strip()):
       cli.fail(f"--search: {part!r} is not name=value,value,...")
-    space[name.strip()] = [_value(v.strip()) for v in values.split(",")]
+    try:
+      space[name.strip()] = _values(values)
+    except ValueError:
+      cli.fail(f"--search: {part!r}: unbalanced parentheses (a tuple value "
+               "is written (8,8))")
   if not space:
     cli.fail(f"--search names no hyper-parameter: {text!r}")
   return space

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Callable
 
 from glocal_jax import kernels
@@ -85,7 +86,15 @@ class GLocalKConfig:
   orientation: str = "items"
 
   def __post_init__(self):
-    object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+    hidden = self.hidden
+    if isinstance(hidden, numbers.Integral):  # one hidden layer
+      hidden = (hidden,)
+    try:
+      hidden = tuple(int(h) for h in hidden)
+    except (TypeError, ValueError):
+      raise ValueError(f"hidden must be layer sizes, e.g. (500, 500), got "
+                       f"{self.hidden!r}.") from None
+    object.__setattr__(self, "hidden", hidden)
     problems = []
     if not self.hidden or any(h <= 0 for h in self.hidden):
       problems.append(f"hidden sizes must be positive, got {self.hidden}")

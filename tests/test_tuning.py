@@ -39,6 +39,12 @@ def test_grid_and_default_space():
     tuning.grid(base, {"lamda_2": [1.0]})
   with pytest.raises(ValueError, match="no values"):
     tuning.grid(base, {"lambda_2": []})
+  # Hidden sizes: a tuple, or one layer's size alone; shapes split groups.
+  shapes = tuning.grid(base, {"hidden": [(8, 8), 4]})
+  assert [c.hidden for c in shapes] == [(8, 8), (4,)]
+  assert [len(g) for g in tuning.groups(shapes)] == [1, 1]
+  with pytest.raises(ValueError, match="hidden must be layer sizes"):
+    gj.GLocalKConfig(hidden="wide")
 
 
 def test_chosen_config_ends_at_the_chosen_epoch():
@@ -87,12 +93,13 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
            "--hidden=8,8", "--pretrain_epochs=2", "--finetune_epochs=1",
            "--pretrain_maxiter=2", "--finetune_maxiter=2"]
   tune = run_script("tune.py", *flags,
-                    "--search=lambda_2=5,40;orientation=users",
+                    "--search=lambda_2=5,40;orientation=users;hidden=(8,8)",
                     "--validation_fraction=0.2", f"--output_dir={out}")
   assert tune.returncode == 0, tune.stderr[-3000:]
   result = json.loads((out / "tune.json").read_text())
   assert len(result["configurations"]) == 2
-  assert result["space"] == {"lambda_2": [5, 40], "orientation": ["users"]}
+  assert result["space"] == {"lambda_2": [5, 40], "orientation": ["users"],
+                             "hidden": [[8, 8]]}
   assert result["chosen"]["config"]["orientation"] == "users"
   test = result["chosen"]["test"]
   assert set(test) == {"rmse", "mae", "ndcg", "ratings"}
@@ -113,6 +120,10 @@ def test_tune_script_writes_a_config_train_takes(tmp_path):
                    f"--config_json={tmp_path / 'missing.json'}",
                    f"--output_dir={tmp_path / 'other'}")
   assert bad.returncode == 2 and "not a config file" in bad.stderr
+  unbalanced = run_script("tune.py", *flags, "--search=hidden=(8,8",
+                          f"--output_dir={tmp_path / 'bad'}")
+  assert unbalanced.returncode == 2 and "Traceback" not in unbalanced.stderr
+  assert "unbalanced parentheses" in unbalanced.stderr
 
 
 def test_suite_runs_ml_1m_when_its_file_is_present(tmp_path):
