@@ -402,7 +402,10 @@ def _file_scale(train: RawRatings, test: Optional[RawRatings],
           f"{raw.path}, line {raw.lines[bad[0]]}: rating "
           f"{raw.values[bad[0]]:g} (field {field + 1}): ratings must be "
           "positive (0 means 'not rated'). Is the rating in another field "
-          "(--columns=USER,ITEM,RATING)?")
+          "(--columns=USER,ITEM,RATING)? A scale that starts at 0 or "
+          "below: add a constant to every rating first (the model maps "
+          "any scale onto its own; RMSE and MAE are unchanged by the "
+          "shift).")
   scale = scale_of(train.values if test is None else
                    np.concatenate([train.values, test.values]))
   if scale.low == scale.high:
