@@ -345,18 +345,22 @@ def tune_section(out):
   for r in files:
     t = r.data
     c = t["chosen"]["config"]
-    rows = [[t["dataset"], len(t["configurations"]), c["lambda_2"],
+    valid = [x["valid_rmse"] for x in t["configurations"]]
+    rows = [[t["dataset"], len(t["configurations"]),
+             ",".join(str(h) for h in c["hidden"]), c["lambda_2"],
              c["lambda_s"], c["dot_scale"], c.get("orientation", "items"),
              f"{c['pretrain_epochs']}+{c['finetune_epochs']}",
              rating(t["chosen"]["valid_rmse"]),
+             f"{rating(min(valid))} .. {rating(max(valid))}",
              rating(t["chosen"]["test"]["rmse"]),
              t["chosen"]["test"]["ratings"],
              best_mean(t.get("mean_predictors"), "test"),
              t.get("batching", "loop"), round(t["seconds"])]]
     render(out, r, [table(
-        ["dataset", "configurations", "lambda_2", "lambda_s", "dot_scale",
-         "orientation", "epochs", "valid RMSE", "test RMSE", "test ratings",
-         "best mean (test)", "batching", "search s"], rows) + "\n"])
+        ["dataset", "configurations", "hidden", "lambda_2", "lambda_s",
+         "dot_scale", "orientation", "epochs", "valid RMSE",
+         "all valid RMSE", "test RMSE", "test ratings", "best mean (test)",
+         "batching", "search s"], rows) + "\n"])
 
 
 BENCHMARK_COLUMNS = [
