@@ -102,3 +102,15 @@ def ndcg_loop(pred, target, mask):
     total += dcg / idcg
     count += 1
   return total / count
+
+
+def user_mean_rmse(train, test, low=1.0, high=5.0):
+  """RMSE on the test ratings of each user's mean training rating (the
+  global mean for a user without one), clipped to [low, high]. ``train``
+  and ``test``: dense items x users arrays, 0 where unrated."""
+  counts = (train > 0).sum(0)
+  means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
+                   train[train > 0].mean())
+  err = (np.clip(np.broadcast_to(means, test.shape), low, high) - test)[
+      test > 0]
+  return np.sqrt(np.mean(err ** 2))

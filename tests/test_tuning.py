@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import numpy_reference as ref
 import pytest
 from test_data import random_rows
 from test_data import write_ml_1m
@@ -139,15 +140,10 @@ def test_suite_runs_ml_1m_when_its_file_is_present(tmp_path):
   assert proc.returncode == 0, proc.stderr
   (row,) = json.loads((tmp_path / "out" / "suite.json").read_text())["rows"]
   data = gdata.load_ml_1m(str(root / "ml-1m"))
-  train = np.asarray(data.train.to_dense())
-  test = np.asarray(data.test.to_dense())
-  counts = (train > 0).sum(0)
-  means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
-                   train[train > 0].mean())
-  err = (np.clip(np.broadcast_to(means, test.shape), 1, 5) - test)[test > 0]
   assert (row["dataset"], row["model"]) == ("ml-1m", "user-mean")
-  assert row["rmse_mean"] == pytest.approx(np.sqrt(np.mean(err ** 2)),
-                                           rel=1e-5)
+  assert row["rmse_mean"] == pytest.approx(ref.user_mean_rmse(
+      np.asarray(data.train.to_dense()), np.asarray(data.test.to_dense())),
+      rel=1e-5)
   absent = run_script("suite.py", *args, f"--data_root={tmp_path / 'none'}",
                       f"--output_dir={tmp_path / 'out2'}")
   assert absent.returncode != 0 and "Traceback" not in absent.stderr
@@ -179,14 +175,9 @@ def test_suite_script_rows_folds_and_published_numbers(tmp_path):
     split = gdata.split_validation(
         gdata.load_ml_100k(os.path.join(data_root, "ml-100k"),
                            fold=row["fold"]), 0.05, 0)
-    train = np.asarray(split.train.to_dense())
-    counts = (train > 0).sum(0)
-    means = np.where(counts > 0, train.sum(0) / np.maximum(counts, 1),
-                     train[train > 0].mean())
-    test = split.test.to_host()
-    err = np.clip(means[test.users], 1, 5) - test.values
-    assert row["rmse_mean"] == pytest.approx(np.sqrt(np.mean(err ** 2)),
-                                             rel=1e-5)
+    assert row["rmse_mean"] == pytest.approx(ref.user_mean_rmse(
+        np.asarray(split.train.to_dense()),
+        np.asarray(split.test.to_dense())), rel=1e-5)
   mean_row = [r for r in rows if r.get("fold") == "1-5"
               and r["model"] == "user-mean"][0]
   assert mean_row["rmse_mean"] == pytest.approx(
