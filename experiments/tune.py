@@ -80,14 +80,18 @@ def _value(text: str):
   return text
 
 
+# One value of a --search list: a tuple in parentheses, or plain text.
+_ITEM = r"\s*\(([^()]*)\)\s*|([^,()]+)"
+
+
 def _values(text: str) -> list:
   """``"1,(8,8),x"`` -> ``[1, (8, 8), "x"]``: commas split the values
   outside parentheses; a value in parentheses is a tuple (hidden sizes)."""
-  values = re.findall(r"\(([^()]*)\)|([^,()]+)", text)
-  if re.sub(r"\([^()]*\)|[^,()]+|,", "", text) or not values:
+  if not re.fullmatch(rf"(?:{_ITEM})(?:,(?:{_ITEM}))*", text):
     raise ValueError(text)
   return [tuple(_value(v.strip()) for v in group.split(",")) if group
-          else _value(plain.strip()) for group, plain in values]
+          else _value(plain.strip()) for group, plain in re.findall(_ITEM,
+                                                                     text)]
 
 
 def parse_space(text: str) -> dict:
@@ -101,8 +105,8 @@ def parse_space(text: str) -> dict:
     try:
       space[name.strip()] = _values(values)
     except ValueError:
-      cli.fail(f"--search: {part!r}: unbalanced parentheses (a tuple value "
-               "is written (8,8))")
+      cli.fail(f"--search: {part!r}: unbalanced parentheses or an empty "
+               "value (a tuple value is written (8,8))")
   if not space:
     cli.fail(f"--search names no hyper-parameter: {text!r}")
   return space
