@@ -54,8 +54,10 @@ import jax
 import numpy as np
 
 import glocal_jax as gj
-from glocal_jax import experiment
+from glocal_jax import epochs
+from glocal_jax import evaluation
 from glocal_jax import optim
+from glocal_jax import runs
 from glocal_jax import sharding
 from glocal_jax import training
 from glocal_jax.plan import REPRESENTATIONS
@@ -148,17 +150,16 @@ def flop_counts(config: gj.GLocalKConfig, data, train_data) -> dict:
   """Analytic FLOPs of one evaluation of each phase (the rating count read
   on the host: with several processes the device copy is not addressable
   in one)."""
-  return experiment.phase_flops(config, train_data, data.train.count())
+  return runs.progress.phase_flops(config, train_data, data.train.count())
 
 
 def initial_params(config: gj.GLocalKConfig, shape: tuple[int, int],
                    timing: Timing):
   """The rows' shared initialisation: one seed's, or ``timing.seeds``
   stacked along a leading axis."""
-  keys = jax.numpy.stack([jax.random.PRNGKey(timing.seed + i)
-                          for i in range(timing.seeds)])
-  init = lambda k: training.init_params(config, k, *shape)
-  return jax.vmap(init)(keys) if timing.seeds > 1 else init(keys[0])
+  keys = runs.seed_keys([timing.seed + i for i in range(timing.seeds)])
+  return training.initial_params(config, keys if timing.seeds > 1 else
+                                 keys[0], shape)
 
 
 def schedule_row(spec: str, config: gj.GLocalKConfig, data,
@@ -177,7 +178,7 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   spread = batched and timing.devices > 1
   seed_batching = "devices" if spread else timing.seed_batching
   try:
-    fns = training.make_epoch_fns(
+    fns = epochs.make_epoch_fns(
         config, batched=batched, seed_batching=seed_batching,
         mesh=(sharding.device_mesh(timing.devices, sharding.SEEDS) if spread
               else None),
@@ -188,10 +189,11 @@ def schedule_row(spec: str, config: gj.GLocalKConfig, data,
   first = first_epoch_seconds(fns, params0, train_data, timing.seeds)
 
   def callback(record, params):
-    if record.phase != "finetune":
-      return None
-    return {"test_rmse": experiment.evaluate(config, params, data, train_data,
-                                             "finetune")["test_rmse"]}
+    if record.phase == "finetune":
+      found = evaluation.split_metrics(config, params, train_data, data,
+                                       "finetune")
+      record.metrics = {"test_rmse": (found["models"] if batched else
+                                      found)["test_rmse"]}
 
   history = gj.train(config, train_data, params=params0, callback=callback,
                      epoch_fns=fns).history
@@ -252,12 +254,12 @@ def schedule_figures(history: list, first: dict, counts: dict,
 def evaluation_row(config: gj.GLocalKConfig, data, train_data,
                    timing: Timing) -> dict:
   """The time of one loss-and-gradient evaluation of each phase."""
-  params = initial_params(config, train_data.shape, timing)
+  params = initial_params(config, data.shape, timing)
   out = {}
   counts = flop_counts(config, data, train_data)
   for phase, loss, tree in (
-      ("pretrain", training.pretrain_loss_fn(config), params["autoencoder"]),
-      ("finetune", training.finetune_loss_fn(config), params)):
+      ("pretrain", epochs.pretrain_loss_fn(config), params["autoencoder"]),
+      ("finetune", epochs.finetune_loss_fn(config), params)):
     fn = jax.jit(jax.value_and_grad(loss))
     tic = time.perf_counter()
     compiled = fn.lower(tree, train_data).compile()
@@ -285,8 +287,8 @@ def run_row(spec: str, representation: str, config: gj.GLocalKConfig,
   tic = time.perf_counter()
   mesh = (sharding.device_mesh(timing.devices)
           if timing.devices > 1 and timing.seeds == 1 else None)
-  train_data = training.prepare(config, experiment.model_ratings(data),
-                                copies=timing.seeds, mesh=mesh)
+  train_data = evaluation.training_data(config, data.train, data.scale,
+                                        copies=timing.seeds, mesh=mesh)
   jax.block_until_ready(train_data)
   row = {"representation": representation, "plan": train_data.plan.to_dict(),
          "devices": timing.devices,
@@ -375,7 +377,7 @@ def main(argv):
     for representation in FLAGS.representations:
       rows.append(isolated_row(spec, representation) if FLAGS.isolate else
                   run_row(spec, representation, config, data, timing))
-  device = experiment.device_info()
+  device = runs.device_info()
   print(f"device: {device}")
   columns = COLUMNS[FLAGS.mode]
   print(" | ".join(columns))

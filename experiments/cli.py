@@ -479,7 +479,10 @@ MODELS = ("glocal-k", "sparsefc", "i-autorec")
 # Mean predictors (glocal_jax.baselines): no training, nothing to select.
 MEAN_BASELINES = {"global-mean": "global", "item-mean": "item",
                   "user-mean": "user"}
-ALL_MODELS = MODELS + tuple(MEAN_BASELINES)
+# GLocal-K's item-based and user-based models averaged (rows.py): each
+# seed's pair, each at its epoch selected on validation.
+ENSEMBLES = ("glocal-k-items+users",)
+ALL_MODELS = MODELS + tuple(MEAN_BASELINES) + ENSEMBLES
 # Paper Table 2, one factor at a time from the paper's setting (3x3
 # kernel, 1 conv layer, weighted aggregation): name -> (factor, value,
 # config overrides).

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from glocal_jax import experiment
+from glocal_jax import runs
 
 import cli  # pylint: disable=g-import-not-at-top
 import reporting
@@ -42,7 +42,7 @@ def main(argv):
     for protocol in FLAGS.protocols:
       print(f"== {name} protocol={protocol}: pre-training to {max(grid)} "
             "epochs")
-      snapshots = experiment.pretrain_snapshots(
+      snapshots = runs.pretrain_snapshots(
           config, table_rows.protocol_data(data, protocol),
           list(range(FLAGS.seeds)), grid, log=table_rows.log_line,
           epoch_fns=table_rows.batched_epoch_fns(config))

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import glocal_jax as gj
-from glocal_jax import experiment
+from glocal_jax import runs
 
 import cli  # pylint: disable=g-import-not-at-top
 import reporting
@@ -88,7 +88,7 @@ def main(argv):
       train = table_rows.protocol_data(data, protocol)
       ratings = train.train.to_dense()
       mask = (ratings > 0).astype(jnp.float32)
-      pretrained, _ = experiment.pretrain_snapshots(
+      pretrained, _ = runs.pretrain_snapshots(
           base, train, seeds, [base.pretrain_epochs],
           log=table_rows.log_line,
           epoch_fns=table_rows.batched_epoch_fns(base))[base.pretrain_epochs]
@@ -100,7 +100,7 @@ def main(argv):
                    "max_abs_kernel": None, **seed_means(reference)})
       for factor, value, overrides in variants:
         config = cli.config_for(name, **overrides)
-        params = {**experiment.init_seeds(config, seeds, data.shape),
+        params = {**runs.init_seeds(config, seeds, data.shape),
                   "autoencoder": ae}
         stats = jax.vmap(functools.partial(variant_stats, config=config),
                          (0, None, None))(params, ratings, mask)

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import glocal_jax as gj
-from glocal_jax import experiment
+from glocal_jax import runs
 
 import cli  # pylint: disable=g-import-not-at-top
 import reporting
@@ -47,8 +47,9 @@ def same_autoencoder_init(a: gj.GLocalKConfig, b: gj.GLocalKConfig,
   agree, so that ``b`` may fine-tune from ``a``'s pre-training."""
   seeds = list(range(FLAGS.seeds))
   return all(np.array_equal(x, y) for x, y in zip(
-      jax.tree.leaves(experiment.init_seeds(a, seeds, shape)["autoencoder"]),
-      jax.tree.leaves(experiment.init_seeds(b, seeds, shape)["autoencoder"])))
+      jax.tree.leaves(runs.init_seeds(a, seeds, shape)["autoencoder"]),
+      jax.tree.leaves(runs.init_seeds(b, seeds, shape)["autoencoder"]),
+      strict=True))
 
 
 def main(argv):
@@ -60,7 +61,7 @@ def main(argv):
     base = cli.config_for(name)
     for protocol in FLAGS.protocols:
       # The variants change the global kernel only: pre-training is shared.
-      pretrained, seconds = experiment.pretrain_snapshots(
+      pretrained, seconds = runs.pretrain_snapshots(
           base, table_rows.protocol_data(data, protocol), seeds,
           [base.pretrain_epochs], log=table_rows.log_line,
           epoch_fns=table_rows.batched_epoch_fns(base))[base.pretrain_epochs]
@@ -68,7 +69,7 @@ def main(argv):
         config = cli.config_for(name, **overrides)
         snapshot = None
         if same_autoencoder_init(base, config, data.shape):
-          params = experiment.init_seeds(config, seeds, data.shape)
+          params = runs.init_seeds(config, seeds, data.shape)
           snapshot = ({**params, "autoencoder": pretrained["autoencoder"]},
                       seconds)
         row = table_rows.run_row(data, config, protocol, snapshot=snapshot,

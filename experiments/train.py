@@ -33,7 +33,7 @@ from absl import flags
 
 from glocal_jax import checkpoint
 from glocal_jax import data as gdata
-from glocal_jax import experiment
+from glocal_jax import runs
 from glocal_jax.training import NonFiniteError
 
 import cli  # pylint: disable=g-import-not-at-top
@@ -200,11 +200,10 @@ def run():
     print("compiling each phase's epoch before it first runs; the epoch "
           "lines show the compile time")
   try:
-    result = experiment.fit(config, data, FLAGS.seed,
-                            checkpoint_dir=checkpoint_dir(),
-                            resume=FLAGS.resume, stop_after=FLAGS.stop_after,
-                            mesh=cli.items_mesh(),
-                            cold_fallback=FLAGS.cold_fallback)
+    result = runs.evaluated_run(
+        config, data, FLAGS.seed, checkpoint_dir=checkpoint_dir(),
+        resume=FLAGS.resume, stop_after=FLAGS.stop_after,
+        mesh=cli.items_mesh(), cold_fallback=FLAGS.cold_fallback).to_dict()
   except NonFiniteError as e:
     kept = checkpoint_dir() and checkpoint.exists(checkpoint_dir())
     cli.fail(f"{e} " + (f"The last good checkpoint is kept in "

@@ -39,10 +39,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+import jax
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment
+from glocal_jax import evaluation
+from glocal_jax import runs
 from glocal_jax import sharding
 from glocal_jax import tuning
 
@@ -126,14 +128,16 @@ def tune(config: gj.GLocalKConfig, data: gdata.RatingData, space: dict,
   print(f"chosen: configuration {found['chosen']['index'] + 1}, validation "
         f"RMSE {found['chosen']['valid_rmse']:.4f}; training it with the "
         "test set present")
-  run = experiment.fit(chosen, data, seed, log=lambda _: None)
-  test = {k: run["final"][k] for k in experiment.METRICS}
-  test["ratings"] = run["data"]["test_ratings"]
-  found["chosen"].update(test=test, valid_rmse_rerun=run["history"][-1][
-      "metrics"]["valid_rmse"], warnings=run["warnings"])
+  model = gj.fit(chosen, data, jax.random.PRNGKey(seed), select="last")
+  last = model.history[-1].metrics
+  test = {k: last[f"test_{k}"] for k in evaluation.METRICS}
+  counts = evaluation.evaluated_counts(data)
+  test["ratings"] = counts["test_ratings"]
+  found["chosen"].update(test=test, valid_rmse_rerun=last["valid_rmse"],
+                         warnings=model.warnings)
   return {"dataset": data.name, "space": space, "seed": seed, **split,
-          "data": run["data"], "mean_predictors": run["mean_predictors"],
-          **found}
+          "data": {**runs.fingerprint(data), **counts},
+          "mean_predictors": model.mean_predictors, **found}
 
 
 def main(argv):

@@ -19,23 +19,29 @@ Pure functions over plain parameter pytrees:
 * metrics on rating triplets: :func:`rmse`, :func:`mae`, :func:`ndcg`,
   :func:`evaluate` (clipped to the bounds given, e.g. the data's scale);
 * baselines: :func:`mean_predictions` (global, item or user mean);
-* training with L-BFGS: :func:`train`, :func:`prepare` (a config and
-  ratings), :func:`predict` (after a phase, ``"pretrain"`` or
+* from a data set to a trained model: :func:`fit` (a config, a
+  :class:`~glocal_jax.data.RatingData` and a key) returns a
+  :class:`TrainedModel` -- orientation, rating scale, cold fallback,
+  selection on validation and diagnosis done -- with ``predict``,
+  ``recommend``, ``evaluate``, ``warnings`` and ``save``;
+  :func:`load_model` reads it back (or a run's checkpoint);
+* the schedule underneath, on the model's matrix and scale: :func:`train`
+  (a callback after every epoch; True stops), :func:`prepare` (a config
+  and ratings), :func:`predict` (after a phase, ``"pretrain"`` or
   ``"finetune"``), :class:`GLocalKConfig`, :func:`preset`; the epochs for
   any loss over any float pytree: :func:`optax_lbfgs_epoch` (the default
-  driver), :func:`jaxopt_lbfgsb_epoch`, :func:`scipy_lbfgsb_epoch`,
-  :class:`EpochStart`, :class:`EpochStats`;
-* using a trained model: :func:`load_model` (a run's checkpoint:
-  predictions and recommendations in the data's ids and scale),
+  driver), :func:`jaxopt_lbfgsb_epoch` (with box bounds),
+  :func:`scipy_lbfgsb_epoch`, :class:`EpochStart`, :class:`EpochStats`;
   :func:`top_k_unrated`.
 
-The local kernel (Eq. 2) and the aggregation of Eq. 5 are arguments of the
-model, the representations and the config (``local_kernel=``,
-``aggregation=``): any function of their signatures replaces the paper's.
-What is computed, with the details of the authors' code that the paper
-leaves open, is in ``docs/model.md``. Data loaders live in
-:mod:`glocal_jax.data`, evaluated runs (both protocols, vmapped seeds,
-checkpoints) in :mod:`glocal_jax.experiment`, tuning in
+The local kernel (Eq. 2), the pooling of Eq. 4 and the aggregation of
+Eq. 5 are fields of the config (``local_kernel=``, ``pooling=``,
+``aggregation=``) and arguments of the model and the representations: any
+function of their signatures replaces the paper's. What is computed, with
+the details of the authors' code that the paper leaves open, is in
+``docs/model.md``; ``docs/research.md`` shows the pieces replaced. Data
+loaders live in :mod:`glocal_jax.data`, the scripts' runs (both protocols,
+seeds trained together, checkpoints) in :mod:`glocal_jax.runs`, tuning in
 :mod:`glocal_jax.tuning`.
 """
 
@@ -43,11 +49,14 @@ from glocal_jax.baselines import mean_predictions
 from glocal_jax.config import PRESETS
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.config import preset
+from glocal_jax.epochs import make_epoch_fns
+from glocal_jax.fitting import fit
 from glocal_jax.kernels import global_conv
 from glocal_jax.kernels import global_kernel
 from glocal_jax.kernels import item_average_pooling
 from glocal_jax.kernels import kernelised_weight
 from glocal_jax.kernels import local_kernel
+from glocal_jax.kernels import pooling_fn
 from glocal_jax.metrics import evaluate
 from glocal_jax.metrics import mae
 from glocal_jax.metrics import ndcg
@@ -60,6 +69,7 @@ from glocal_jax.model import finetune_predictions
 from glocal_jax.model import global_kernel_ratings
 from glocal_jax.model import init_layer
 from glocal_jax.model import init_params
+from glocal_jax.model import item_summaries
 from glocal_jax.model import kernel_layer
 from glocal_jax.model import kernelised_layers
 from glocal_jax.model import masked_squared_error
@@ -82,7 +92,6 @@ from glocal_jax.trained import load_model
 from glocal_jax.training import EpochRecord
 from glocal_jax.training import NonFiniteError
 from glocal_jax.training import TrainResult
-from glocal_jax.training import make_epoch_fns
 from glocal_jax.training import predict
 from glocal_jax.training import prepare
 from glocal_jax.training import train
@@ -92,15 +101,17 @@ __version__ = "0.1.0"
 __all__ = [
     # kernels (Eqs. 2-6)
     "local_kernel", "kernelised_weight", "item_average_pooling",
-    "global_kernel", "global_conv",
+    "pooling_fn", "global_kernel", "global_conv",
     # the dense reference model
     "init_params", "init_layer", "kernel_layer", "kernelised_layers",
-    "autoencoder", "encode", "decode", "pooled_predictions",
+    "autoencoder", "encode", "decode", "pooled_predictions", "item_summaries",
     "global_kernel_ratings", "finetune_predictions", "masked_squared_error",
     "pretrain_loss", "finetune_loss",
     # ratings, metrics, baselines
     "Ratings", "from_triplets", "from_dense", "rmse", "mae", "ndcg",
     "evaluate", "mean_predictions",
+    # from data to a trained model
+    "fit", "load_model", "TrainedModel",
     # configuration and training
     "GLocalKConfig", "PRESETS", "preset", "Plan", "TrainingData", "prepare",
     "train", "predict", "make_epoch_fns", "EpochRecord", "TrainResult",
@@ -108,6 +119,6 @@ __all__ = [
     # L-BFGS epochs
     "optax_lbfgs_epoch", "jaxopt_lbfgsb_epoch", "scipy_lbfgsb_epoch",
     "lbfgsb_epoch", "EpochStart", "EpochStats",
-    # trained models
-    "load_model", "TrainedModel", "top_k_unrated",
+    # using a model
+    "top_k_unrated",
 ]

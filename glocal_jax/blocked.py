@@ -116,7 +116,7 @@ def make_blocks(ratings: Ratings, block_size: int, halo: int = 0,
   return Blocks(
       np.concatenate([host.items, pad_items]),
       np.concatenate([host.users, np.zeros(extra, np.int32)]),
-      np.concatenate([host.values, np.zeros(extra, np.float32)]),
+      np.concatenate([host.values, np.zeros(extra, host.values.dtype)]),
       starts.astype(np.int32), halo_starts.astype(np.int32), (m, n),
       block_size, halo, window, halo_window)
 

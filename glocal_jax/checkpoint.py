@@ -60,13 +60,22 @@ class Checkpoint:
 
 
 def data_fingerprint(name: str, items: np.ndarray, users: np.ndarray,
-                     values: np.ndarray, shape: tuple[int, int]) -> dict:
-  """``{"name", "shape", "ratings", "sha256"}`` of training triplets, to
-  tell on resume whether a checkpoint was trained on the same data."""
+                     values: np.ndarray, shape: tuple[int, int],
+                     item_ids: Optional[np.ndarray] = None,
+                     user_ids: Optional[np.ndarray] = None) -> dict:
+  """``{"name", "shape", "ratings", "sha256"}`` of training triplets and,
+  when given, the raw ids of the rows and columns (two files with the same
+  matrix under other ids are other data), to tell on resume whether a
+  checkpoint was trained on the same data."""
   digest = hashlib.sha256()
   for array, dtype in ((items, np.int32), (users, np.int32),
                        (values, np.float32)):
     digest.update(np.ascontiguousarray(array, dtype).tobytes())
+  for ids in (item_ids, user_ids):
+    if ids is not None:
+      ids = np.asarray(ids)
+      digest.update(ids.dtype.str.encode())
+      digest.update(np.ascontiguousarray(ids).tobytes())
   return {"name": name, "shape": [int(s) for s in shape],
           "ratings": int(np.asarray(items).size),
           "sha256": digest.hexdigest()}

@@ -8,6 +8,7 @@ from typing import Callable
 
 from glocal_jax import kernels
 from glocal_jax.kernels import AGGREGATIONS
+from glocal_jax.kernels import POOLINGS
 from glocal_jax.optim import DRIVERS
 from glocal_jax.optim import FIRST_STEPS
 from glocal_jax.plan import parse_representation
@@ -27,6 +28,12 @@ class GLocalKConfig:
     aggregation: ``"weighted"`` (paper Eq. 5), ``"mean"`` (Table 2), or a
       function ``aggregate(pooled (m,), bank (m, t*t), dot_scale) ->
       (t*t,)`` (:func:`glocal_jax.kernels.global_kernel`).
+    pooling: Eq. 4's summary of each item's pre-trained predictions:
+      ``"mean"`` (the paper's average, computed from the hidden layer
+      without the ``(m, n)`` predictions) or a function ``pool(predictions
+      (m, n)) -> (m,)``, e.g. ``lambda p: jnp.max(p, axis=1)`` (one pass
+      over the ``(m, n)`` predictions per fine-tuning evaluation), in every
+      representation. Recorded by name like ``local_kernel``.
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernel matrices.
     dot_scale: scale of the weighted aggregation.
@@ -69,6 +76,7 @@ class GLocalKConfig:
   kernel_size: int = 3
   conv_layers: int = 1
   aggregation: str | Callable = "weighted"
+  pooling: str | Callable = "mean"
   lambda_2: float = 20.0
   lambda_s: float = 0.006
   dot_scale: float = 1.0
@@ -114,6 +122,9 @@ class GLocalKConfig:
     if not callable(self.aggregation) and self.aggregation not in AGGREGATIONS:
       problems.append(f"aggregation must be one of {tuple(AGGREGATIONS)} or a "
                       f"function, got {self.aggregation!r}")
+    if not callable(self.pooling) and self.pooling not in POOLINGS:
+      problems.append(f"pooling must be one of {tuple(POOLINGS)} or a "
+                      f"function, got {self.pooling!r}")
     if not (isinstance(self.local_kernel, bool) or callable(self.local_kernel)):
       problems.append(f"local_kernel must be True, False or a function, got "
                       f"{self.local_kernel!r}")
@@ -165,11 +176,13 @@ class GLocalKConfig:
             f"pre-training {self.pretrain_epochs} x "
             f"{self.pretrain_maxiter} L-BFGS iterations")
     if self.finetune_epochs:
-      aggregation = self.to_dict()["aggregation"]
+      named = self.to_dict()
       line += (f", fine-tuning {self.finetune_epochs} x "
                f"{self.finetune_maxiter} with a {self.kernel_size}x"
                f"{self.kernel_size} global kernel ({self.conv_layers} conv "
-               f"layer(s), {aggregation} aggregation)")
+               f"layer(s), {named['aggregation']} aggregation"
+               + ("" if self.pooling == "mean" else
+                  f", {named['pooling']} pooling") + ")")
     return line
 
   def replace(self, **changes) -> "GLocalKConfig":
@@ -183,6 +196,11 @@ class GLocalKConfig:
     (unused when ``local_kernel`` is False: the layers have no ``u, v``)."""
     return (self.local_kernel if callable(self.local_kernel)
             else kernels.local_kernel)
+
+  @property
+  def pooling_fn(self) -> kernels.PoolingFn:
+    """Eq. 4's pooling function (:func:`glocal_jax.kernels.pooling_fn`)."""
+    return kernels.pooling_fn(self.pooling)
 
   def to_dict(self) -> dict:
     """The fields as JSON-able values; a function as ``module.qualname``."""

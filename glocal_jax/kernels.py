@@ -18,6 +18,8 @@ Aggregation = Literal["weighted", "mean"]
 AggregationFn = Callable[[jax.Array, jax.Array, Any], jax.Array]
 # ``kernel(u (n_in, 1, d), v (1, n_out, d)) -> (n_in, n_out)``.
 LocalKernelFn = Callable[[jax.Array, jax.Array], jax.Array]
+# ``pool(predictions (m, n)) -> (m,)``: one summary per item (Eq. 4).
+PoolingFn = Callable[[jax.Array], jax.Array]
 
 
 def local_kernel(u: jax.Array, v: jax.Array) -> jax.Array:
@@ -91,6 +93,33 @@ def item_average_pooling(predictions: jax.Array) -> jax.Array:
   return jnp.mean(predictions, axis=1)
 
 
+# The named poolings of Eq. 4; any PoolingFn can be given instead. The mean
+# is computed from the hidden layer without the (m, n) predictions
+# (glocal_jax.model.item_summaries); another function costs an (m, n) pass.
+POOLINGS: dict[str, PoolingFn] = {"mean": item_average_pooling}
+
+
+def pooling_fn(pooling: str | PoolingFn) -> PoolingFn:
+  """The function of a named pooling (:data:`POOLINGS`), or ``pooling``
+  itself when it is one.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from glocal_jax import kernels
+    >>> kernels.pooling_fn("mean") is kernels.item_average_pooling
+    True
+    >>> top = kernels.pooling_fn(lambda p: jnp.max(p, axis=1))
+    >>> top(jnp.array([[1.0, 3.0], [2.0, 0.0]])).tolist()
+    [3.0, 2.0]
+  """
+  if callable(pooling):
+    return pooling
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {tuple(POOLINGS)} or a "
+                     f"function, got {pooling!r}.")
+  return POOLINGS[pooling]
+
+
 def weighted_aggregation(pooled: jax.Array, kernel_bank: jax.Array,
                          dot_scale: float | jax.Array = 1.0) -> jax.Array:
   """The paper's aggregation, Eq. (5): ``dot_scale * sum_i mu_i k_i``,
@@ -142,7 +171,8 @@ def global_kernel(pooled: jax.Array, kernel_bank: jax.Array,
   over the items.
 
   Args:
-    pooled: ``(m,)`` item summaries from :func:`item_average_pooling`.
+    pooled: ``(m,)`` item summaries (Eq. 4: :func:`item_average_pooling`,
+      or another pooling, :data:`POOLINGS`).
     kernel_bank: ``(m, t * t)`` one flattened ``t x t`` kernel per item; ``t``
       odd.
     dot_scale: scale of the weighted sum (docs/model.md: 1 / 0.5 / 2 for

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from glocal_jax import kernels
 from glocal_jax.kernels import AggregationFn
 from glocal_jax.kernels import LocalKernelFn
+from glocal_jax.kernels import PoolingFn
 
 Layer = dict[str, jax.Array]
 Params = dict[str, Any]
@@ -228,6 +229,28 @@ def pooled_predictions(dense_layer: Layer, h: jax.Array) -> jax.Array:
   return h @ jnp.mean(dense_layer["w"], axis=1) + jnp.mean(dense_layer["b"])
 
 
+def item_summaries(dense_layer: Layer, h: jax.Array,
+                   pooling: PoolingFn = kernels.item_average_pooling
+                   ) -> jax.Array:
+  """Eq. 4's summary of each item's predictions ``decode(dense_layer, h)``.
+
+  The paper's mean (:func:`glocal_jax.kernels.item_average_pooling`, the
+  default) by :func:`pooled_predictions`, without the ``(batch, n)``
+  predictions; any other pooling function on the predictions themselves.
+
+  Args:
+    dense_layer: the kernelised output layer.
+    h: ``(batch, h)`` hidden code.
+    pooling: ``pool((batch, n)) -> (batch,)``.
+
+  Returns:
+    ``(batch,)`` one summary per item.
+  """
+  if pooling is kernels.item_average_pooling:
+    return pooled_predictions(dense_layer, h)
+  return pooling(decode(dense_layer, h))
+
+
 def autoencoder(layers: Sequence[Layer], x: jax.Array,
                 lambda_2: float | jax.Array = 0.0,
                 lambda_s: float | jax.Array = 0.0,
@@ -256,11 +279,13 @@ def autoencoder(layers: Sequence[Layer], x: jax.Array,
 def global_kernel_ratings(params: Params, ratings: jax.Array,
                           dot_scale: float | jax.Array = 1.0,
                           aggregation: str | AggregationFn = "weighted",
-                          local_kernel: LocalKernelFn = kernels.local_kernel
+                          local_kernel: LocalKernelFn = kernels.local_kernel,
+                          pooling: PoolingFn = kernels.item_average_pooling
                           ) -> jax.Array:
   """The global kernel-based rating matrix ``R_hat``, paper Eqs. (4)-(6).
 
-  ``mu = avgpool(AE(R))``; for each kernel bank in turn,
+  ``mu = pool(AE(R))`` (Eq. 4: the average by default); for each kernel
+  bank in turn,
   ``R <- relu(R (*) GK(mu, bank))``. Gradients flow through ``AE(R)``.
 
   Args:
@@ -270,13 +295,14 @@ def global_kernel_ratings(params: Params, ratings: jax.Array,
     aggregation: ``"weighted"`` (paper), ``"mean"`` (Table 2) or a
       function (:func:`glocal_jax.kernels.global_kernel`).
     local_kernel: ``K(U, V)`` (default: Eq. 2).
+    pooling: ``pool((m, n)) -> (m,)``, Eq. 4 (default: the item average,
+      :func:`glocal_jax.kernels.item_average_pooling`).
 
   Returns:
     ``(m, n)`` matrix fed to the autoencoder during fine-tuning.
   """
-  pooled = kernels.item_average_pooling(
-      autoencoder(params["autoencoder"], ratings,
-                  local_kernel=local_kernel)[0])
+  pooled = pooling(autoencoder(params["autoencoder"], ratings,
+                               local_kernel=local_kernel)[0])
   x = ratings
   for bank in params["kernel_banks"]:
     x = kernels.global_conv(
@@ -287,11 +313,12 @@ def global_kernel_ratings(params: Params, ratings: jax.Array,
 def finetune_predictions(params: Params, ratings: jax.Array,
                          dot_scale: float | jax.Array = 1.0,
                          aggregation: str | AggregationFn = "weighted",
-                         local_kernel: LocalKernelFn = kernels.local_kernel
+                         local_kernel: LocalKernelFn = kernels.local_kernel,
+                         pooling: PoolingFn = kernels.item_average_pooling
                          ) -> jax.Array:
   """GLocal-K's predictions ``AE(R_hat)``, ``(m, n)`` (unclipped)."""
   r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
-                                local_kernel)
+                                local_kernel, pooling)
   return autoencoder(params["autoencoder"], r_hat,
                      local_kernel=local_kernel)[0]
 
@@ -329,7 +356,8 @@ def finetune_loss(params: Params, ratings: jax.Array, mask: jax.Array,
                   lambda_2: float | jax.Array, lambda_s: float | jax.Array,
                   dot_scale: float | jax.Array = 1.0,
                   aggregation: str | AggregationFn = "weighted",
-                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  local_kernel: LocalKernelFn = kernels.local_kernel,
+                  pooling: PoolingFn = kernels.item_average_pooling
                   ) -> jax.Array:
   """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
 
@@ -345,12 +373,13 @@ def finetune_loss(params: Params, ratings: jax.Array, mask: jax.Array,
     aggregation: ``"weighted"``, ``"mean"`` or a function
       (:func:`glocal_jax.kernels.global_kernel`).
     local_kernel: ``K(U, V)`` (default: Eq. 2).
+    pooling: Eq. 4's item summary (default: the average).
 
   Returns:
     scalar loss.
   """
   r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
-                                local_kernel)
+                                local_kernel, pooling)
   predictions, reg = autoencoder(params["autoencoder"], r_hat, lambda_2,
                                  lambda_s, local_kernel)
   return masked_squared_error(predictions, ratings, mask) + reg

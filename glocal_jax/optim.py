@@ -152,6 +152,32 @@ def _raveled(params: PyTree, start: Optional[EpochStart]
   return vector, unravel, start
 
 
+def _box(bounds: tuple[Any, Any], params: PyTree
+         ) -> tuple[jax.Array, jax.Array]:
+  """``(lower, upper)`` raveled as :func:`_raveled` ravels ``params``.
+
+  Each side is None (unbounded), one number for every parameter, or a
+  pytree of ``params``' structure whose leaves are numbers, arrays
+  broadcastable to the parameter's shape, or None (that leaf unbounded)."""
+  if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+    raise ValueError(f"bounds must be a pair (lower, upper), got "
+                     f"{type(bounds).__name__}.")
+
+  def side(given, fill):
+    full = lambda b, x: jnp.broadcast_to(
+        jnp.asarray(fill if b is None else b, x.dtype), jnp.shape(x))
+    if given is None or isinstance(given, (int, float)):
+      return ravel_pytree(jax.tree.map(lambda x: full(given, x), params))[0]
+    try:
+      tree = jax.tree.map(full, given, params, is_leaf=lambda b: b is None)
+    except ValueError as e:
+      raise ValueError(f"a bound must have the parameters' structure "
+                       f"({jax.tree.structure(params)}): {e}") from None
+    return ravel_pytree(tree)[0]
+
+  return side(bounds[0], -jnp.inf), side(bounds[1], jnp.inf)
+
+
 def _carried_scale(start: Optional[EpochStart], first_step: str
                    ) -> tuple[jax.Array, jax.Array]:
   """``(use, scale)``: whether ``start`` sets the first step, and its scale."""
@@ -251,7 +277,7 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     ``start`` is an optional :class:`EpochStart`.
 
   Examples:
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> from glocal_jax import optim
     >>> def rosenbrock(p, a, b=100.0):
     ...   return (a - p["x"]) ** 2 + b * (p["y"] - p["x"] ** 2) ** 2
@@ -318,14 +344,19 @@ def optax_lbfgs_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
 
 
 def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
-                        history_size: int = 10, *, solver: str = "lbfgs",
+                        history_size: int = 10, *,
+                        bounds: Optional[tuple[Any, Any]] = None,
+                        solver: Optional[str] = None,
                         linesearch: str = "zoom", linesearch_init: str = "max",
                         maxls: int = 20, scale_first_step: bool = True,
                         first_step: str = "carried",
                         tol: float = 0.0, has_aux: bool = False) -> EpochFn:
-  """An epoch of jaxopt's L-BFGS(-B), no bounds, as one pure function.
+  """An epoch of jaxopt's L-BFGS(-B) as one pure function, unbounded (as
+  the authors ran it) or in a box.
 
-  ``solver="lbfgs"`` (default) runs ``jaxopt.LBFGS``: with no bounds,
+  With ``bounds=(lower, upper)`` it runs ``jaxopt.LBFGSB`` in that box: the
+  starting point is clipped into it and every iterate stays inside. Without
+  bounds, ``solver="lbfgs"`` (the default) runs ``jaxopt.LBFGS``: with no bounds,
   L-BFGS-B *is* L-BFGS (no variable is ever at a bound, so the generalised
   Cauchy point and subspace minimisation reduce to the two-loop quasi-Newton
   direction), and ``jaxopt.LBFGS`` skips the two sorts of all ``n``
@@ -350,8 +381,13 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     loss_fn: ``loss_fn(params, *args) -> scalar``.
     maxiter: iterations per epoch.
     history_size: L-BFGS memory.
+    bounds: ``(lower, upper)``, each None (unbounded), a number for every
+      parameter, or a pytree of the parameters' structure whose leaves are
+      numbers, arrays broadcastable to the leaf, or None (that leaf
+      unbounded). Needs ``jaxopt.LBFGSB`` (chosen when ``solver`` is None).
     solver: ``"lbfgs"`` (``jaxopt.LBFGS``) or ``"lbfgsb"``
-      (``jaxopt.LBFGSB`` with no bounds).
+      (``jaxopt.LBFGSB``); None: ``"lbfgsb"`` with bounds, else
+      ``"lbfgs"``.
     linesearch: jaxopt line search (``"zoom"``, ``"backtracking"``,
       ``"hager-zhang"``).
     linesearch_init: jaxopt's step initialisation (``"max"``, ``"increase"``,
@@ -371,23 +407,46 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
     offers no public way to begin a run from a known loss and gradient, so
     every epoch evaluates its starting point. jaxopt is imported here, on
     first use (``import glocal_jax`` does not import it).
+
+  Examples:
+    A least-squares fit whose unconstrained optimum ``(2, -1)`` lies
+    outside the box ``x <= 1, y >= 0``:
+
+    >>> import jax, jax.numpy as jnp
+    >>> from glocal_jax import optim
+    >>> loss = lambda p: (p["x"] - 2.0) ** 2 + (p["y"] + 1.0) ** 2
+    >>> box = ({"x": None, "y": 0.0}, {"x": 1.0, "y": None})
+    >>> epoch = jax.jit(optim.jaxopt_lbfgsb_epoch(loss, 20, bounds=box))
+    >>> p, _ = epoch({"x": jnp.array(0.0), "y": jnp.array(3.0)})
+    >>> round(float(p["x"]), 4), round(float(p["y"]), 4)
+    (1.0, 0.0)
   """
   import jaxopt  # pylint: disable=g-import-not-at-top
   _check_first_step(first_step)
   value_of, aux_of = _objective(loss_fn, has_aux)
+  if solver is None:
+    solver = "lbfgs" if bounds is None else "lbfgsb"
   if solver not in ("lbfgs", "lbfgsb"):
     raise ValueError(f"solver must be 'lbfgs' or 'lbfgsb', got {solver!r}.")
+  if bounds is not None and solver != "lbfgsb":
+    raise ValueError("bounds need solver='lbfgsb' (jaxopt.LBFGS has none).")
   make = jaxopt.LBFGS if solver == "lbfgs" else jaxopt.LBFGSB
-  bounds = () if solver == "lbfgs" else (None,)
 
   def epoch(params, *args, start: Optional[EpochStart] = None, **kwargs):
+    box = (None if bounds is None or solver == "lbfgs"
+           else _box(bounds, params))
     params, unravel, _ = _raveled(params, None)
+    if box is not None:
+      params = jnp.clip(params, *box)
+    # What the solver takes after the parameters: nothing for LBFGS, the
+    # box (None: unbounded) for LBFGSB.
+    bounds_arg = () if solver == "lbfgs" else (box,)
     opt = make(fun=jax.value_and_grad(
         lambda x, args, kwargs: value_of(unravel(x), args, kwargs)),
                value_and_grad=True, maxiter=maxiter, tol=tol,
                history_size=history_size, linesearch=linesearch,
                linesearch_init=linesearch_init, maxls=maxls)
-    state = opt.init_state(params, *bounds, args, kwargs)
+    state = opt.init_state(params, *bounds_arg, args, kwargs)
     # The initial inverse Hessian H_0 = gamma I (jaxopt.LBFGSB: B_0 = I/gamma).
     gamma = state.gamma if solver == "lbfgs" else 1.0 / state.theta
     if scale_first_step:
@@ -405,7 +464,7 @@ def jaxopt_lbfgsb_epoch(loss_fn: Callable[..., jax.Array], maxiter: int,
       return (s.iter_num < maxiter) & (s.error > tol) & ~s.failed_linesearch
 
     def body(carry):
-      return tuple(opt.update(*carry, *bounds, args, kwargs))
+      return tuple(opt.update(*carry, *bounds_arg, args, kwargs))
 
     params, state = jax.lax.while_loop(cond, body, (params, state))
     # jaxopt's L-BFGS(-B) sets its zoom line search up with has_aux=True and

@@ -36,7 +36,10 @@ class Ratings:
   Attributes:
     items: ``(k,)`` int32 row (item) index of each entry, ascending.
     users: ``(k,)`` int32 column (user) index, ascending within an item.
-    values: ``(k,)`` float32 rating; 0 marks a padding entry.
+    values: ``(k,)`` rating, in the float dtype it was given (float32 for
+      integers; float64 under ``jax_enable_x64`` keeps every
+      representation as exact as the dense model); 0 marks a padding
+      entry.
     shape: ``(n_items, n_users)`` of the matrix (static).
   """
   items: Array
@@ -92,7 +95,14 @@ def from_dense(matrix: Array) -> Ratings:
                      f"{matrix.shape}.")
   items, users = np.nonzero(matrix)
   return Ratings(items.astype(np.int32), users.astype(np.int32),
-                 matrix[items, users].astype(np.float32), tuple(matrix.shape))
+                 matrix[items, users].astype(_float_dtype(matrix)),
+                 tuple(matrix.shape))
+
+
+def _float_dtype(values: np.ndarray) -> np.dtype:
+  """The dtype ratings keep: a float dtype as given, float32 otherwise."""
+  return (values.dtype if np.issubdtype(values.dtype, np.floating)
+          else np.dtype(np.float32))
 
 
 def from_triplets(items: Array, users: Array, values: Array,
@@ -117,7 +127,8 @@ def from_triplets(items: Array, users: Array, values: Array,
   """
   items = np.asarray(items, np.int64)
   users = np.asarray(users, np.int64)
-  values = np.asarray(values, np.float32)
+  values = np.asarray(values)
+  values = values.astype(_float_dtype(values))
   m, n = (int(s) for s in shape)
   if not (items.shape == users.shape == values.shape and items.ndim == 1):
     raise ValueError(f"items, users and values must be equal 1-D shapes, got "
@@ -212,5 +223,5 @@ def pad(ratings: Ratings, nnz: int) -> Ratings:
   return Ratings(
       np.concatenate([host.items, np.full(extra, m - 1, np.int32)]),
       np.concatenate([host.users, np.full(extra, n - 1, np.int32)]),
-      np.concatenate([host.values, np.zeros(extra, np.float32)]),
+      np.concatenate([host.values, np.zeros(extra, host.values.dtype)]),
       ratings.shape)

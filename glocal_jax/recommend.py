@@ -1,8 +1,9 @@
 """Using a trained model: top-k recommendations for a user.
 
-Scores come from :func:`glocal_jax.training.predict` at one user's column
-(``(m,)``, no ``(m, n)`` matrix), e.g.
-``predict(config, params, data, jnp.arange(m), jnp.full(m, user), phase)``.
+Scores come from :func:`glocal_jax.predict` at one user's column (``(m,)``,
+no ``(m, n)`` matrix), e.g. ``predict(config, params, data, phase,
+users=jnp.full(m, user), items=jnp.arange(m))``;
+:meth:`glocal_jax.TrainedModel.recommend` does it in a data set's ids.
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ A :class:`Plan` says how each is computed: ``"dense"`` (the whole ``(m, n)``
 matrix on the device, plain autodiff), ``"blocked"``
 (:mod:`glocal_jax.blocked`, blocks of items, memory ``O(B * n)``) or
 ``"sparse"`` (:mod:`glocal_jax.sparse`, ``O(nnz * h)`` work), independently
-for each product. All give the
-dense model's loss, gradients and predictions to float32 rounding (tested
-against :mod:`glocal_jax.model`). :func:`prepare` builds the data a plan
-needs, once, on the host: a :class:`TrainingData` pytree, which the losses
-take like an array (``jax.jit``, ``jax.vmap`` over parameters).
+for each product. All give the dense model's loss, gradients and
+predictions to float32 rounding (tested against :mod:`glocal_jax.model`).
+:func:`build_on_device` builds the data a plan needs, once, on the host: a
+:class:`TrainingData` pytree, which the losses take like an array
+(``jax.jit``, ``jax.vmap`` over parameters).
 
 ``representation="auto"`` chooses per product and device by
 :func:`choose_plan`; the rule and the measurements behind it are in
@@ -31,8 +31,8 @@ e.g. one compiled evaluation for several ``lambda_2``:
   >>> from glocal_jax import plan, representations as rep
   >>> r = np.random.default_rng(0).integers(0, 6, (12, 9)).astype(float)
   >>> params = gj.init_params(jax.random.PRNGKey(0), 12, 9, hidden=(4,))
-  >>> data = rep.prepare(gj.from_dense(r), plan.choose_plan((12, 9), 0,
-  ...                    representation="sparse"))
+  >>> sparse = plan.choose_plan((12, 9), 0, representation="sparse")
+  >>> data = rep.build_on_device(gj.from_dense(r), sparse)
   >>> loss = jax.vmap(rep.finetune_loss, in_axes=(None, None, 0, None))
   >>> losses = loss(params, data, jnp.array([1.0, 10.0, 100.0]), 0.006)
   >>> losses.shape, bool(losses[0] < losses[1] < losses[2])
@@ -57,6 +57,7 @@ from glocal_jax import ratings as rt
 from glocal_jax import sparse
 from glocal_jax.kernels import AggregationFn
 from glocal_jax.kernels import LocalKernelFn
+from glocal_jax.kernels import PoolingFn
 from glocal_jax.plan import Plan
 from glocal_jax.ratings import Ratings
 
@@ -65,7 +66,7 @@ from glocal_jax.ratings import Ratings
                    data_fields=["ratings", "dense", "blocks", "chunks",
                                 "support", "own", "row_offset",
                                 "valid_rows"],
-                   meta_fields=["plan", "shape", "mesh"])
+                   meta_fields=["plan", "shape", "mesh", "orientation"])
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """The training ratings in the forms a :class:`Plan` needs.
@@ -91,6 +92,9 @@ class TrainingData:
     plan: the :class:`Plan` (static).
     shape: ``(m, n)`` of the whole rating matrix (static).
     mesh: the device mesh of sharded data, or None (static).
+    orientation: ``"items"``: the rows are the data's items; ``"users"``:
+      the matrix is transposed, for a user-based model
+      (:func:`glocal_jax.training.prepare`; static).
   """
   ratings: Ratings
   dense: Optional[Any]
@@ -103,6 +107,7 @@ class TrainingData:
   plan: Plan
   shape: tuple[int, int]
   mesh: Any = None
+  orientation: str = "items"
 
 
 def build(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
@@ -138,8 +143,8 @@ def build(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
                       np.int32(valid_rows), plan, host.shape)
 
 
-def prepare(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
-            conv_layers: int = 1) -> TrainingData:
+def build_on_device(ratings: Ratings, plan: Plan, *, kernel_size: int = 3,
+                    conv_layers: int = 1) -> TrainingData:
   """Builds what ``plan`` needs from the training ratings (host, once) and
   puts it on the default device.
 
@@ -221,14 +226,15 @@ def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
                 aggregation: str | AggregationFn = "weighted",
                 dense_layers: Optional[list] = None,
                 axis_name: Optional[str] = None,
-                local_kernel: LocalKernelFn = kernels.local_kernel
+                local_kernel: LocalKernelFn = kernels.local_kernel,
+                pooling: PoolingFn = kernels.item_average_pooling
                 ) -> jax.Array:
   """``H_L``: the last hidden layer for every row, ``(rows, hidden[-1])``.
 
   Of ``AE(R)`` (``finetuned=False``: the pre-trained model) or of
   ``AE(R_hat)`` (GLocal-K). ``dense_layers``: the kernelised layers, if
   already computed; ``axis_name``: inside a sharded computation;
-  ``aggregation`` and ``local_kernel`` as in
+  ``aggregation``, ``local_kernel`` and ``pooling`` as in
   :func:`glocal_jax.model.finetune_loss`.
   """
   if dense_layers is None:
@@ -239,7 +245,7 @@ def hidden_code(params: model.Params, data: TrainingData, finetuned: bool,
     return model.finish_encoding(
         dense_layers, first_layer_on_ratings(data, first["w"]) + first["b"])
   gks = global_kernels(params, data, dot_scale, aggregation, dense_layers,
-                       axis_name, local_kernel)
+                       axis_name, local_kernel, pooling)
   return model.finish_encoding(
       dense_layers, first_layer_on_r_hat(data, gks, first["w"]) + first["b"])
 
@@ -249,15 +255,20 @@ def global_kernels(params: model.Params, data: TrainingData,
                    aggregation: str | AggregationFn = "weighted",
                    dense_layers: Optional[list] = None,
                    axis_name: Optional[str] = None,
-                   local_kernel: LocalKernelFn = kernels.local_kernel
+                   local_kernel: LocalKernelFn = kernels.local_kernel,
+                   pooling: PoolingFn = kernels.item_average_pooling
                    ) -> list[jax.Array]:
   """One ``(t, t)`` global kernel per bank (Eq. 5), from the item pooling
   (Eq. 4) of the autoencoder's predictions on ``R``.
 
-  With ``axis_name`` (inside a sharded computation) each device pools its
-  own items; for ``"weighted"`` the weighted sums are added across
-  devices, for any other function the pooled predictions of all items are
-  gathered first, so that it sees what it sees on one device.
+  The paper's average pooling comes from the hidden layer
+  (:func:`glocal_jax.model.item_summaries`); another ``pooling`` function
+  costs a pass over the ``(rows, n)`` predictions. With ``axis_name``
+  (inside a sharded computation) each device pools its own items; for
+  ``"weighted"`` and the average the weighted sums are added across
+  devices; for any other function the pooled predictions of all items (for
+  another pooling, the hidden codes of all items) are gathered first, so
+  that it sees what it sees on one device.
   """
   banks = params["kernel_banks"]
   if not kernels.uses_pooling(aggregation):
@@ -266,15 +277,20 @@ def global_kernels(params: model.Params, data: TrainingData,
   if dense_layers is None:
     dense_layers, _ = model.kernelised_layers(params["autoencoder"],
                                               local_kernel=local_kernel)
-  pooled = model.pooled_predictions(
-      dense_layers[-1], hidden_code(params, data, False,
-                                    dense_layers=dense_layers))
-  pooled = jnp.where(own_rows(data), pooled, 0.0)
-  additive = isinstance(aggregation, str) and aggregation == "weighted"
+  h = hidden_code(params, data, False, dense_layers=dense_layers)
+  additive = (isinstance(aggregation, str) and aggregation == "weighted"
+              and pooling is kernels.item_average_pooling)
   if axis_name is not None and not additive:
-    pooled = _gather_rows(pooled, data, axis_name)
+    if pooling is kernels.item_average_pooling:  # per item: gather (m,)
+      pooled = _gather_rows(model.pooled_predictions(dense_layers[-1], h),
+                            data, axis_name)
+    else:  # the function sees every item's predictions, as on one device
+      pooled = model.item_summaries(dense_layers[-1],
+                                    _gather_rows(h, data, axis_name), pooling)
     return [kernels.global_kernel(pooled, bank, dot_scale, aggregation)
             for bank in banks]
+  pooled = jnp.where(own_rows(data),
+                     model.item_summaries(dense_layers[-1], h, pooling), 0.0)
   rows = pooled.shape[0]
   out = []
   for bank in banks:
@@ -336,7 +352,8 @@ def pretrain_loss(layers: Sequence[model.Layer], data: TrainingData,
 
   Args:
     layers: ``params["autoencoder"]``.
-    data: from :func:`prepare` (or :func:`glocal_jax.sharding.prepare`).
+    data: from :func:`build_on_device` (or
+      :func:`glocal_jax.sharding.build_on_mesh`).
     lambda_2: L2 penalty on the weights.
     lambda_s: L2 penalty on the local kernels.
     local_kernel: ``K(U, V)`` (default: Eq. 2).
@@ -356,23 +373,26 @@ def finetune_loss(params: model.Params, data: TrainingData,
                   lambda_2: float | jax.Array, lambda_s: float | jax.Array,
                   dot_scale: float | jax.Array = 1.0,
                   aggregation: str | AggregationFn = "weighted",
-                  local_kernel: LocalKernelFn = kernels.local_kernel
+                  local_kernel: LocalKernelFn = kernels.local_kernel,
+                  pooling: PoolingFn = kernels.item_average_pooling
                   ) -> jax.Array:
   """Fine-tuning loss ``L_f = ||M * (R - AE(R_hat))||^2 / 2 + reg``.
 
   Equal to :func:`glocal_jax.model.finetune_loss` on the dense matrix, on
   one device or sharded; ``R_hat`` is recomputed from the current
-  parameters at every call. ``aggregation`` and ``local_kernel`` may be
-  any functions of their signatures
+  parameters at every call. ``aggregation``, ``local_kernel`` and
+  ``pooling`` may be any functions of their signatures
   (:func:`glocal_jax.kernels.global_kernel`,
-  :func:`glocal_jax.kernels.local_kernel`).
+  :func:`glocal_jax.kernels.local_kernel`,
+  :func:`glocal_jax.kernels.item_average_pooling`).
   """
   def loss(params, data, lambda_2, lambda_s, dot_scale, axis_name):
     dense_layers, reg = model.kernelised_layers(params["autoencoder"],
                                                 lambda_2, lambda_s,
                                                 local_kernel)
     h = hidden_code(params, data, True, dot_scale, aggregation,
-                    dense_layers=dense_layers, axis_name=axis_name)
+                    dense_layers=dense_layers, axis_name=axis_name,
+                    local_kernel=local_kernel, pooling=pooling)
     return _data_term(output_loss(data, h, dense_layers[-1]), axis_name) + reg
 
   return _on_devices(loss, params, data, jnp.asarray(lambda_2),
@@ -382,33 +402,39 @@ def finetune_loss(params: model.Params, data: TrainingData,
 def item_codes(params: model.Params, data: TrainingData, finetuned: bool,
                dot_scale: float | jax.Array = 1.0,
                aggregation: str | AggregationFn = "weighted",
-               local_kernel: LocalKernelFn = kernels.local_kernel
+               local_kernel: LocalKernelFn = kernels.local_kernel,
+               pooling: PoolingFn = kernels.item_average_pooling
                ) -> jax.Array:
   """``H_L`` of every item of the matrix, ``(m, hidden[-1])``, on one device
   or gathered from the devices that own them."""
   def codes(params, data, dot_scale, axis_name):
     h = hidden_code(params, data, finetuned, dot_scale, aggregation,
-                    axis_name=axis_name, local_kernel=local_kernel)
+                    axis_name=axis_name, local_kernel=local_kernel,
+                    pooling=pooling)
     return h if axis_name is None else _gather_rows(h, data, axis_name)
 
   return _on_devices(codes, params, data, jnp.asarray(dot_scale))
 
 
-def predict(params: model.Params, data: TrainingData, items: jax.Array,
-            users: jax.Array, finetuned: bool,
-            dot_scale: float | jax.Array = 1.0,
-            aggregation: str | AggregationFn = "weighted",
-            local_kernel: LocalKernelFn = kernels.local_kernel
-            ) -> jax.Array:
-  """Unclipped predictions at ``(items, users)`` pairs, ``(k,)``.
+def predictions_at(params: model.Params, data: TrainingData,
+                   rows: jax.Array, cols: jax.Array, finetuned: bool,
+                   dot_scale: float | jax.Array = 1.0,
+                   aggregation: str | AggregationFn = "weighted",
+                   local_kernel: LocalKernelFn = kernels.local_kernel,
+                   pooling: PoolingFn = kernels.item_average_pooling
+                   ) -> jax.Array:
+  """Unclipped predictions at the ``(rows, cols)`` cells of ``data``'s
+  matrix, ``(k,)``.
 
   ``AE(R)`` when not ``finetuned``, else ``AE(R_hat)``; no ``(m, n)``
-  matrix is formed whatever the plan.
+  matrix is formed whatever the plan (but by a ``pooling`` other than the
+  average, on the way to ``R_hat``). :func:`glocal_jax.predict` takes the
+  cells of the items x users matrix for either orientation.
   """
   dense_layers, _ = model.kernelised_layers(params["autoencoder"],
                                             local_kernel=local_kernel)
   h = item_codes(params, data, finetuned, dot_scale, aggregation,
-                 local_kernel)
+                 local_kernel, pooling)
   out = dense_layers[-1]
-  return sparse.predict_at(h, out["w"], out["b"], items, users,
+  return sparse.predict_at(h, out["w"], out["b"], rows, cols,
                            data.plan.chunk_size)

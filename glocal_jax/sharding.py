@@ -3,7 +3,8 @@
 Two ways to use more than one device, neither with a communication layer of
 its own:
 
-* **Items across devices** (:func:`prepare`): the autoencoder's samples are
+* **Items across devices** (:func:`build_on_mesh`): the autoencoder's
+  samples are
   the items, so the rating matrix is split into contiguous ranges of items,
   one per device (whole blocks of items for blocked products). Each device
   holds its items' ratings in the representation the plan chose, plus the
@@ -73,8 +74,8 @@ def partition(n_items: int, n_parts: int, align: int = 1
   return list(zip(cuts[:-1], cuts[1:]))
 
 
-def prepare(ratings: Ratings, plan: Plan, mesh: Mesh, *, kernel_size: int = 3,
-            conv_layers: int = 1) -> TrainingData:
+def build_on_mesh(ratings: Ratings, plan: Plan, mesh: Mesh, *,
+                  kernel_size: int = 3, conv_layers: int = 1) -> TrainingData:
   """The training ratings split by items over ``mesh``'s devices.
 
   Args:

@@ -331,7 +331,9 @@ def conv_values(support: Support, observed: jax.Array,
   Returns:
     ``(n_chunks, C)`` values at ``support.chunks``' positions.
   """
-  x = observed
+  # In the wider of the ratings' and the kernels' dtypes (float64
+  # parameters make float32 ratings as exact as the dense model).
+  x = observed.astype(jnp.result_type(observed, *global_kernels))
   for neighbours, kernel in zip(support.neighbours, global_kernels):
     x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
     x = jax.nn.relu(x[neighbours] @ kernel.reshape(-1).astype(x.dtype))

@@ -3,8 +3,16 @@
 
 Each phase is a sequence of epochs; an epoch is one fresh L-BFGS-B run (see
 :mod:`glocal_jax.optim`). :func:`train` runs the schedule, calls a callback
-after every epoch (for evaluation, logging, checkpoints), and can start from
-any (phase, epoch) to resume a run.
+after every epoch (for evaluation, logging, checkpoints; returning True
+stops), and can start from any (phase, epoch) to resume a run.
+
+These functions work on the rating matrix as the model sees it, on the
+model's own scale: :func:`prepare` transposes the items x users ratings for
+a user-based config (``orientation="users"``), :func:`train` trains on what
+it prepared, and :func:`predict` takes ``users`` and ``items`` indices of
+the items x users matrix whatever the orientation. A data set's rating
+scale, its raw ids, the cold-start fallback and the selection of an epoch
+on validation are :func:`glocal_jax.fit`'s.
 """
 
 from __future__ import annotations
@@ -13,19 +21,21 @@ import concurrent.futures
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import model
+from glocal_jax import ratings as rt
 from glocal_jax import representations
 from glocal_jax import sharding
 from glocal_jax.config import GLocalKConfig
+from glocal_jax.epochs import CompiledEpoch
+from glocal_jax.epochs import make_epoch_fns
 from glocal_jax.optim import EpochFn
 from glocal_jax.optim import EpochStart
-from glocal_jax.optim import lbfgsb_epoch
 from glocal_jax.plan import choose_plan
 from glocal_jax.plan import device_memory_bytes
 from glocal_jax.plan import estimate_memory_bytes
@@ -58,7 +68,10 @@ class EpochRecord:
       (:attr:`glocal_jax.optim.EpochStats.step_scale`, ditto), which the
       next epoch of the phase starts from; a checkpoint keeps it, so that a
       resumed run steps as an uninterrupted one.
-    metrics: whatever the callback returned (e.g. test RMSE).
+    metrics: the epoch's evaluation, e.g. ``{"valid_rmse": ...}``
+      (:func:`glocal_jax.fit` fills it before its callback sees the record;
+      a :func:`train` callback may set it).
+    evaluation_seconds: wall time of that evaluation.
     next_start: the :class:`~glocal_jax.optim.EpochStart` of the phase's
       next epoch (not in :meth:`to_dict`); ``train(..., epoch_start=)``
       takes it back.
@@ -72,6 +85,7 @@ class EpochRecord:
   compile_seconds: float = 0.0
   step_scale: float | list[float] = 0.0
   metrics: dict = dataclasses.field(default_factory=dict)
+  evaluation_seconds: float = 0.0
   # Where the next epoch of the phase starts (the loss and gradient at the
   # returned parameters): a checkpoint that keeps it resumes exactly.
   next_start: Optional[EpochStart] = dataclasses.field(
@@ -83,8 +97,16 @@ class EpochRecord:
                      else getattr(self, f.name))
             for f in dataclasses.fields(self) if f.name != "next_start"}
 
+  @classmethod
+  def from_dict(cls, record: dict) -> "EpochRecord":
+    """The record of :meth:`to_dict` (e.g. read back from a checkpoint);
+    keys it does not know are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"next_start"}
+    return cls(**{k: v for k, v in record.items() if k in names})
 
-Callback = Callable[[EpochRecord, model.Params], Optional[dict]]
+
+# ``callback(record, params) -> stop``: True stops training after the epoch.
+Callback = Callable[[EpochRecord, model.Params], Optional[bool]]
 
 
 # model.init_params as one compiled program instead of an eager one per
@@ -94,12 +116,19 @@ _init_params = jax.jit(model.init_params, static_argnums=tuple(range(1, 8)),
                        compiler_options={"xla_backend_optimization_level": 0})
 
 
-def init_params(config: GLocalKConfig, key: jax.Array, n_items: int,
-                n_users: int) -> model.Params:
-  """:func:`glocal_jax.model.init_params` with the sizes of ``config``."""
-  return _init_params(key, n_items, n_users, config.hidden, config.n_dim,
-                      config.kernel_size, config.conv_layers,
-                      config.local_kernel is not False)
+def initial_params(config: GLocalKConfig, key: jax.Array,
+                   shape: tuple[int, int]) -> model.Params:
+  """The parameters of ``config``'s model of an ``(n_items, n_users)``
+  matrix (:func:`glocal_jax.model.init_params` with the config's sizes, for
+  its orientation: a user-based model's first layer takes the items); a
+  stack of keys ``(s, 2)`` gives ``s`` initialisations stacked along a
+  leading axis."""
+  rows, cols = model_cells(config.orientation, *shape)
+  init = lambda k: _init_params(k, rows, cols, config.hidden, config.n_dim,
+                                config.kernel_size, config.conv_layers,
+                                config.local_kernel is not False)
+  key = jnp.asarray(key)
+  return jax.vmap(init)(key) if key.ndim == 2 else init(key)
 
 
 class ResourceError(ValueError):
@@ -109,12 +138,14 @@ class ResourceError(ValueError):
 def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
             mesh: Optional[jax.sharding.Mesh] = None,
             memory_bytes: Optional[int] = None) -> TrainingData:
-  """The training ratings in the representation ``config`` asks for.
+  """The training ratings as ``config``'s model sees them: transposed for a
+  user-based model (``orientation="users"``), in the representation it asks
+  for.
 
   Args:
-    config: gives ``representation``, ``block_size``, ``chunk_size`` and
-      the convolution (``kernel_size``, ``conv_layers``).
-    ratings: training ratings.
+    config: gives ``orientation``, ``representation``, ``block_size``,
+      ``chunk_size`` and the convolution (``kernel_size``, ``conv_layers``).
+    ratings: training ratings, items x users (on the model's scale).
     copies: models trained at once (vmapped seeds), for the memory rule.
     mesh: split the items over this mesh's devices
       (:func:`glocal_jax.sharding.device_mesh`); None: one device.
@@ -132,6 +163,8 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
       estimate_memory_bytes`) exceeds the device's, before anything large
       is allocated.
   """
+  if config.orientation == "users":
+    ratings = rt.transpose(ratings)
   m, n = ratings.shape
   if config.kernel_size > min(m, n):
     raise ResourceError(
@@ -161,80 +194,73 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
         "seeds at once, more devices, or representation 'blocked' or "
         "'sparse'.")
   if mesh is not None and mesh.size > 1:
-    return sharding.prepare(ratings, plan, mesh,
+    data = sharding.build_on_mesh(ratings, plan, mesh,
                             kernel_size=config.kernel_size,
                             conv_layers=config.conv_layers)
-  return representations.prepare(ratings, plan,
-                                 kernel_size=config.kernel_size,
-                                 conv_layers=config.conv_layers)
+  else:
+    data = representations.build_on_device(ratings, plan,
+                                           kernel_size=config.kernel_size,
+                                           conv_layers=config.conv_layers)
+  return dataclasses.replace(data, orientation=config.orientation)
 
 
-# The scalar hyper-parameters: a run can take them as traced arguments
-# (``hyper``), so that configurations differing in them only share one
-# compiled program (glocal_jax.experiment.fit_configs).
-HYPER_FIELDS: tuple[str, ...] = ("lambda_2", "lambda_s", "dot_scale")
+def check_orientation(config: GLocalKConfig, data: TrainingData) -> None:
+  """Raises ValueError unless ``data`` was prepared for ``config``'s
+  orientation (a user-based model trains on the transposed matrix)."""
+  if data.orientation != config.orientation:
+    raise ValueError(
+        f"the data was prepared for orientation={data.orientation!r} and the "
+        f"config has orientation={config.orientation!r}: prepare it with "
+        "this config (glocal_jax.prepare), or train with glocal_jax.fit, "
+        "which does it for you.")
 
 
-def hyper_of(configs: Sequence[GLocalKConfig]) -> dict[str, jax.Array]:
-  """``{field: (len(configs),)}`` float32 of :data:`HYPER_FIELDS`."""
-  return {f: jnp.asarray([getattr(c, f) for c in configs], jnp.float32)
-          for f in HYPER_FIELDS}
-
-
-def pretrain_loss_fn(config: GLocalKConfig, traced_hyper: bool = False
-                     ) -> Callable[..., jax.Array]:
-  """``loss(ae_params, data)`` of pre-training for ``config``; with
-  ``traced_hyper``, ``data`` is ``(TrainingData, hyper)`` and the
-  hyper-parameters come from ``hyper`` (:func:`hyper_of`, one entry each)
-  instead of ``config``."""
-  if traced_hyper:
-    return lambda layers, data: representations.pretrain_loss(
-        layers, data[0], data[1]["lambda_2"], data[1]["lambda_s"],
-        config.local_kernel_fn)
-  return functools.partial(representations.pretrain_loss,
-                           lambda_2=config.lambda_2, lambda_s=config.lambda_s,
-                           local_kernel=config.local_kernel_fn)
-
-
-def finetune_loss_fn(config: GLocalKConfig, traced_hyper: bool = False
-                     ) -> Callable[..., jax.Array]:
-  """``loss(params, data)`` of fine-tuning for ``config`` (``traced_hyper``
-  as in :func:`pretrain_loss_fn`)."""
-  if traced_hyper:
-    return lambda params, data: representations.finetune_loss(
-        params, data[0], data[1]["lambda_2"], data[1]["lambda_s"],
-        data[1]["dot_scale"], config.aggregation, config.local_kernel_fn)
-  return functools.partial(
-      representations.finetune_loss, lambda_2=config.lambda_2,
-      lambda_s=config.lambda_s, dot_scale=config.dot_scale,
-      aggregation=config.aggregation, local_kernel=config.local_kernel_fn)
+def model_cells(orientation: str, items: Any, users: Any) -> tuple[Any, Any]:
+  """``(rows, columns)`` of the model's matrix at ``(items, users)`` cells
+  of the items x users matrix: the same for an item-based model, swapped
+  for a user-based one."""
+  return (users, items) if orientation == "users" else (items, users)
 
 
 def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
-            items: Any, users: Any, phase: str) -> jax.Array:
-  """``(k,)`` unclipped predictions at ``(items, users)`` after ``phase``.
+            phase: str, *, users: Any, items: Any) -> jax.Array:
+  """``(k,)`` unclipped predictions of ``users[i]`` for ``items[i]`` after
+  ``phase``, on the model's scale.
 
   After pre-training the model is the local-kernel AE alone (``AE(R)``);
-  after fine-tuning it is GLocal-K (``AE(R_hat)``). Compiled once per
-  shape; parameters stacked over seeds give ``(seeds, k)``.
+  after fine-tuning it is GLocal-K (``AE(R_hat)``). ``users`` and
+  ``items`` index the columns and rows of the items x users matrix, for a
+  user-based model too. Compiled once per shape and model functions (the
+  config's local kernel, aggregation and pooling are part of the compiled
+  program's key, so another function compiles another program); parameters
+  stacked over seeds give ``(seeds, k)``. :class:`glocal_jax.TrainedModel`
+  predicts in a data set's raw ids and rating scale.
 
   Raises:
-    ValueError: ``phase`` is not one of :data:`PHASES`, or (for concrete
-      indices) an item or user index is outside the matrix.
+    ValueError: ``phase`` is not one of :data:`PHASES`, ``data`` was
+      prepared for another orientation, or (for concrete indices) an item
+      or user index is outside the matrix.
   """
   if phase not in PHASES:
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}.")
-  for name, idx, size in (("item", items, data.shape[0]),
-                          ("user", users, data.shape[1])):
+  check_orientation(config, data)
+  m, n = model_cells(config.orientation, *data.shape)
+  for name, idx, size in (("item", items, m), ("user", users, n)):
     if not isinstance(idx, jax.core.Tracer):
       idx = np.asarray(idx)
+      if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} indices must be integers, got "
+                         f"{idx.dtype}.")
       bad = np.flatnonzero((idx < 0) | (idx >= size))
       if bad.size:
-        raise ValueError(f"{name} index {idx[bad[0]]} is outside the "
-                         f"{data.shape[0]} x {data.shape[1]} matrix.")
-  return _predict(params, data, jnp.asarray(items), jnp.asarray(users),
-                  phase == "finetune", config.dot_scale, config.aggregation,
-                  config.local_kernel_fn, is_stacked(params))
+        raise ValueError(f"{name} index {idx.ravel()[bad[0]]} is outside "
+                         f"the {m} x {n} matrix (items x users).")
+  rows, cols = model_cells(config.orientation, jnp.asarray(items),
+                           jnp.asarray(users))
+  return _predict(params, data, rows, cols, phase == "finetune",
+                  config.dot_scale, config.aggregation,
+                  config.local_kernel_fn, config.pooling_fn,
+                  is_stacked(params))
 
 
 def is_stacked(params: model.Params) -> bool:
@@ -242,11 +268,12 @@ def is_stacked(params: model.Params) -> bool:
   return params["autoencoder"][-1]["b"].ndim == 2
 
 
-@functools.partial(jax.jit, static_argnums=(4, 6, 7, 8))
-def _predict(params, data, items, users, finetuned, dot_scale, aggregation,
-             local_kernel, stacked):
-  fn = lambda p: representations.predict(p, data, items, users, finetuned,
-                                         dot_scale, aggregation, local_kernel)
+@functools.partial(jax.jit, static_argnums=(4, 6, 7, 8, 9))
+def _predict(params, data, rows, cols, finetuned, dot_scale, aggregation,
+             local_kernel, pooling, stacked):
+  fn = lambda p: representations.predictions_at(
+      p, data, rows, cols, finetuned, dot_scale, aggregation, local_kernel,
+      pooling)
   return jax.vmap(fn)(params) if stacked else fn(params)
 
 
@@ -294,22 +321,25 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
           hyper: Optional[dict[str, jax.Array]] = None) -> TrainResult:
   """Pre-trains then fine-tunes GLocal-K on one rating matrix.
 
-  Epochs of :class:`CompiledEpoch` (as :func:`make_epoch_fns` makes them)
-  compile before they run; once the first has compiled, those of the later
-  phases compile on a background thread while the first phase runs.
+  Epochs of :class:`~glocal_jax.epochs.CompiledEpoch` (as
+  :func:`~glocal_jax.epochs.make_epoch_fns` makes them) compile before they
+  run; once the first has compiled, those of the later phases compile on a
+  background thread while the first phase runs.
 
   Args:
     config: hyper-parameters and schedule.
-    data: training ratings, or the :class:`TrainingData` of
-      :func:`prepare` (to prepare once for several runs).
+    data: training ratings, items x users on the model's scale (prepared
+      here, for ``config``'s orientation), or the :class:`TrainingData` of
+      :func:`prepare` with this config (to prepare once for several runs).
     key: PRNG key for the initialisation (ignored when ``params`` is given);
       a stack of keys ``(s, 2)`` initialises ``s`` seeds stacked along a
       leading axis, to train with ``make_epoch_fns(config, batched=True)``.
     params: parameters to start from (e.g. a checkpoint).
     start: ``(phase, epochs_done)`` -- where ``params`` stand in the
       schedule; the default starts from scratch.
-    callback: ``callback(record, params) -> dict | None`` after every epoch;
-      a returned dict is stored as ``record.metrics``.
+    callback: ``callback(record, params) -> bool | None`` after every
+      epoch (it may set ``record.metrics``); returning True stops training
+      after that epoch (e.g. early stopping).
     epoch_fns: optional ``{"pretrain": fn, "finetune": fn}`` to reuse
       compiled epochs across calls (see :func:`make_epoch_fns`).
     max_epochs: stop after this many epochs in this call (continue later
@@ -324,10 +354,11 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
       an uninterrupted run (``step_scale`` alone gives the same first step
       but evaluates the loss and gradient afresh, which can differ in the
       last bits from those of the line search). Supersedes ``step_scale``.
-    hyper: the scalar hyper-parameters as arrays (:func:`hyper_of`), for
-      epochs made with ``make_epoch_fns(..., hyper_axis=True)``: one entry
-      per stacked model, each trained with its own; ``config``'s values of
-      :data:`HYPER_FIELDS` are then unused.
+    hyper: the scalar hyper-parameters as arrays
+      (:func:`~glocal_jax.epochs.hyper_of`), for epochs made with
+      ``make_epoch_fns(..., hyper_axis=True)``: one entry per stacked
+      model, each trained with its own; ``config``'s values of
+      :data:`~glocal_jax.epochs.HYPER_FIELDS` are then unused.
 
   Returns:
     :class:`TrainResult`.
@@ -335,6 +366,8 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
   Raises:
     NonFiniteError: an epoch ended with a non-finite loss or parameter; the
       message names the phase and epoch, and the callback is not called.
+    ValueError: ``data`` was prepared for another orientation.
+    TypeError: the callback returned something other than a bool or None.
 
   Examples:
     >>> import jax, numpy as np
@@ -349,13 +382,23 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
     [('pretrain', 1), ('pretrain', 2), ('finetune', 1)]
     >>> result.history[1].loss < result.history[0].loss
     True
+    >>> stop_early = lambda record, params: record.epoch == 1
+    >>> len(gj.train(config, gj.from_dense(r), jax.random.PRNGKey(0),
+    ...              callback=stop_early).history)
+    1
   """
-  if params is None:
-    params = _initial_params(config, key, data.shape)
   if isinstance(data, Ratings):
-    copies = params["autoencoder"][-1]["b"].shape[0] if is_stacked(
-        params) else 1
+    copies = (jax.tree.leaves(params)[0].shape[0] if params is not None
+              and is_stacked(params) else
+              np.shape(key)[0] if key is not None and np.ndim(key) == 2
+              else 1)
     data = prepare(config, data, copies)
+  check_orientation(config, data)
+  if params is None:
+    if key is None:
+      raise ValueError("train needs a PRNG key or initial params.")
+    params = initial_params(config, key,
+                            model_cells(config.orientation, *data.shape))
   # Stacked parameters (a stack of keys) need batched epochs.
   epoch_fns = epoch_fns or make_epoch_fns(config, batched=is_stacked(params))
   seeds = (params["autoencoder"][-1]["b"].shape[:1] if is_stacked(params)
@@ -403,23 +446,18 @@ def train(config: GLocalKConfig, data: Ratings | TrainingData,
                            time.perf_counter() - tic, compile_seconds,
                            np.asarray(stats.step_scale).tolist(),
                            next_start=known[1])
-      if callback is not None:
-        record.metrics = callback(record, params) or {}
+      stop = None if callback is None else callback(record, params)
       history.append(record)
+      if stop is not None and not isinstance(stop, (bool, np.bool_)):
+        raise TypeError(
+            f"a training callback returns True (stop), False or None, got "
+            f"{type(stop).__name__}; to attach metrics to the epoch, set "
+            "record.metrics in the callback.")
+      if stop:
+        break
   finally:
     ahead.shutdown(wait=False, cancel_futures=True)
   return TrainResult(params, history)
-
-
-def _initial_params(config: GLocalKConfig, key: Optional[jax.Array],
-                    shape: tuple[int, int]) -> model.Params:
-  """:func:`init_params` of ``key``, or of each of a stack of keys."""
-  if key is None:
-    raise ValueError("train needs a PRNG key or initial params.")
-  key = jnp.asarray(key)
-  init = functools.partial(init_params, config, n_items=shape[0],
-                           n_users=shape[1])
-  return jax.vmap(init)(key) if key.ndim == 2 else init(key)
 
 
 def _check_finite(phase: str, epoch: int, loss: np.ndarray,
@@ -435,134 +473,3 @@ def _check_finite(phase: str, epoch: int, loss: np.ndarray,
 def phase_tree(phase: str, params: model.Params) -> Any:
   """The parameters that ``phase``'s epochs optimise."""
   return params["autoencoder"] if phase == "pretrain" else params
-
-
-SEED_BATCHING: tuple[str, ...] = ("vmap", "map", "devices")
-
-
-class CompiledEpoch:
-  """A jitted epoch function, compiled once per argument shapes, ahead of
-  its first call, so that compilation is timed apart from training.
-
-  Calling it runs the compiled executable for the arguments' shapes
-  (compiling first if needed); :meth:`compile` compiles without running and
-  returns the seconds it took (0 when already compiled);
-  :meth:`compile_ahead` compiles on another thread while this one works on.
-  """
-
-  def __init__(self, fn: Callable):
-    self._fn = fn
-    self._compiled = {}  # signature -> executable, or its Future
-
-  @staticmethod
-  def _signature(*args):
-    leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple(
-        (np.shape(x), x.dtype if hasattr(x, "dtype") else np.result_type(x),
-         getattr(x, "weak_type", False)) for x in leaves)
-
-  def compile(self, *args) -> float:
-    """Compiles for ``args``' shapes unless done; returns the seconds this
-    call waited (for a :meth:`compile_ahead` still running, the rest)."""
-    key = self._signature(*args)
-    compiled = self._compiled.get(key)
-    if compiled is not None and not isinstance(
-        compiled, concurrent.futures.Future):
-      return 0.0
-    tic = time.perf_counter()
-    self._compiled[key] = (self._fn.lower(*args).compile() if compiled is None
-                           else compiled.result())
-    return time.perf_counter() - tic
-
-  def compile_ahead(self, executor: concurrent.futures.Executor,
-                    *args) -> None:
-    """Lowers for ``args``' shapes here and compiles on ``executor``, unless
-    compiled already; a later call with such arguments waits for it."""
-    key = self._signature(*args)
-    if key not in self._compiled:
-      self._compiled[key] = executor.submit(self._fn.lower(*args).compile)
-
-  def conform(self, *args) -> tuple:
-    """``args`` placed as the executable for their shapes takes them: each
-    array whose sharding differs (e.g. on one device, where the epoch takes
-    it replicated over a mesh) copied there; the others as they are."""
-    self.compile(*args)
-    expected = self._compiled[self._signature(*args)].input_shardings[0]
-
-    def place(x, target):
-      if (target is None or not isinstance(x, jax.Array)
-          or x.sharding.is_equivalent_to(target, x.ndim)):
-        return x
-      return sharding.put_global(x, target)
-    return jax.tree.map(place, args, expected)
-
-  def __call__(self, *args):
-    args = self.conform(*args)
-    return self._compiled[self._signature(*args)](*args)
-
-
-def make_epoch_fns(config: GLocalKConfig, batched: bool = False,
-                   seed_batching: str = "map",
-                   mesh: Optional[jax.sharding.Mesh] = None,
-                   hyper_axis: bool = False, **options
-                   ) -> dict[str, EpochFn]:
-  """The pre-training and fine-tuning epochs of ``config``'s driver.
-
-  Args:
-    config: the run's configuration (driver, iterations, losses).
-    batched: run the epochs over parameters stacked along a leading axis
-      (several seeds as one compiled program; JAX drivers only).
-    seed_batching: how a batched epoch runs its seeds: ``"map"`` (the
-      default: ``lax.map``, one seed after the other inside the compiled
-      program), ``"vmap"`` (one vectorised program; slower than ``"map"``
-      on the CPU, docs/optimizer.md) or
-      ``"devices"`` (the seeds spread over ``mesh``'s devices,
-      :func:`glocal_jax.sharding.seeds_on_devices`).
-    mesh: for ``"devices"``: a mesh with axis ``"seeds"``.
-    hyper_axis: the epochs take ``(TrainingData, hyper)`` for the data, the
-      scalar hyper-parameters traced (:func:`hyper_of`; ``train(...,
-      hyper=)``): batched, each stacked model has its own (a configuration
-      axis); unbatched, one compiled epoch serves any values.
-    **options: passed to :func:`glocal_jax.optim.lbfgsb_epoch`, with
-      ``first_step=config.first_step`` for the JAX drivers.
-
-  Returns:
-    ``{"pretrain": fn, "finetune": fn}``, each
-    ``fn(params, data, start) -> (params, EpochStats)`` with ``start`` an
-    :class:`glocal_jax.optim.EpochStart` (stacked ``value``, ``grad`` and
-    ``step_scale``, one ``fresh`` flag, when batched).
-  """
-  if batched and config.optimizer == "scipy":
-    raise ValueError("batched (vmapped) seeds need a JAX driver (optax or "
-                     "jaxopt), not scipy.")
-  if seed_batching not in SEED_BATCHING:
-    raise ValueError(f"seed_batching must be one of {SEED_BATCHING}, got "
-                     f"{seed_batching!r}.")
-  if batched and seed_batching == "devices" and mesh is None:
-    raise ValueError("seed_batching='devices' needs a mesh.")
-  if hyper_axis and config.optimizer == "scipy":
-    raise ValueError("hyper_axis needs a JAX driver (optax or jaxopt).")
-  if config.optimizer != "scipy":
-    options = {"first_step": config.first_step, **options}
-  fns = {}
-  for phase, loss_fn in (("pretrain", pretrain_loss_fn(config, hyper_axis)),
-                         ("finetune", finetune_loss_fn(config, hyper_axis))):
-    host = config.optimizer == "scipy"  # runs on the host, not traceable
-    base = lbfgsb_epoch(config.optimizer, loss_fn,
-                        getattr(config, f"{phase}_maxiter"),
-                        config.history_size, jit=False, **options)
-    one = lambda params, data, start, base=base: base(params, data,
-                                                      start=start)
-    if not batched:
-      fn = one if host else jax.jit(one)
-    elif seed_batching == "vmap":
-      data_axes = (None, 0) if hyper_axis else None
-      fn = jax.jit(jax.vmap(one, in_axes=(0, data_axes,
-                                          EpochStart(0, 0, None, 0))))
-    elif seed_batching == "devices":
-      fn = sharding.seeds_on_devices(one, mesh, per_seed_data=hyper_axis)
-    else:
-      fn = jax.jit(functools.partial(sharding.map_seeds, one,
-                                     per_seed_data=hyper_axis))
-    fns[phase] = CompiledEpoch(fn) if hasattr(fn, "lower") else fn
-  return fns

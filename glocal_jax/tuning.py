@@ -6,17 +6,17 @@ split (carved from the training ratings,
 :func:`glocal_jax.data.split_validation`); the data's test ratings are not
 passed on, so nothing in the search can read them. Each configuration's epoch counts come from its own validation
 curve: the epoch with the lowest validation RMSE, in either phase
-(:func:`glocal_jax.experiment.summarise`), so ``pretrain_epochs`` and
+(:func:`glocal_jax.diagnosis.summarise`), so ``pretrain_epochs`` and
 ``finetune_epochs`` are chosen for free. :func:`chosen_config` turns the
 winner into a config that trains exactly to that epoch.
 
 Configurations that differ only in their scalar hyper-parameters
 (``lambda_2``, ``lambda_s``, ``dot_scale``) train as one compiled program
-over a configuration axis (:func:`glocal_jax.experiment.fit_configs`,
+over a configuration axis (:func:`glocal_jax.runs.fit_configs`,
 ``batching="map"`` or ``"vmap"``); the shape-changing ones (hidden sizes,
 kernel size, orientation) by a loop. ``batching="loop"`` trains every
-configuration by its own :func:`glocal_jax.experiment.fit`, compiling its
-own epochs. The default is the one measured fastest on the CPU
+configuration by its own :func:`glocal_jax.fit`, compiling its own
+epochs. The default is the one measured fastest on the CPU
 (``experiments/tune.py --batching``, RESULTS.md).
 """
 
@@ -29,8 +29,10 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import jax
 
-from glocal_jax import experiment
-from glocal_jax import training
+from glocal_jax import diagnosis
+from glocal_jax import epochs
+from glocal_jax import fitting
+from glocal_jax import runs
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data import RatingData
 
@@ -89,12 +91,12 @@ def chosen_config(config: GLocalKConfig, phase: str, epoch: int
 
 def groups(configs: Sequence[GLocalKConfig]) -> list[list[int]]:
   """Indices of ``configs`` grouped by everything but the scalar
-  hyper-parameters (:data:`glocal_jax.training.HYPER_FIELDS`), in order of
+  hyper-parameters (:data:`glocal_jax.epochs.HYPER_FIELDS`), in order of
   first appearance: each group can share one compiled program."""
   keyed = {}
   for i, config in enumerate(configs):
     key = tuple((k, str(v)) for k, v in config.to_dict().items()
-                if k not in training.HYPER_FIELDS)
+                if k not in epochs.HYPER_FIELDS)
     keyed.setdefault(key, []).append(i)
   return list(keyed.values())
 
@@ -102,7 +104,7 @@ def groups(configs: Sequence[GLocalKConfig]) -> list[list[int]]:
 def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
            *, batching: str = "map",
            mesh: Optional[jax.sharding.Mesh] = None,
-           log: Callable[[str], None] = experiment.say) -> dict:
+           log: Callable[[str], None] = runs.say) -> dict:
   """Trains each of ``configs`` and scores it on ``data.valid``.
 
   Args:
@@ -110,8 +112,8 @@ def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
     data: ratings with a validation split; its ``test`` is never read.
     seed: the parameter initialisation of every run.
     batching: ``"map"`` or ``"vmap"``: each group of :func:`groups` as one
-      compiled program (:func:`glocal_jax.experiment.fit_configs`);
-      ``"loop"``: one :func:`glocal_jax.experiment.fit` per configuration.
+      compiled program (:func:`glocal_jax.runs.fit_configs`);
+      ``"loop"``: one :func:`glocal_jax.fit` per configuration.
     mesh: with ``batching="map"``, spread each group's configurations over
       this mesh's devices (axis ``"seeds"``, e.g.
       ``sharding.device_mesh(n, sharding.SEEDS)``; the devices may belong
@@ -151,20 +153,22 @@ def search(configs: Sequence[GLocalKConfig], data: RatingData, seed: int = 0,
              else groups(configs))
   for batch in batches:
     members = [configs[i] for i in batch]
+    start = time.perf_counter()
     if len(batch) == 1:
-      result = experiment.fit(members[0], unseen, seed, log=lambda _: None)
-      runs, seconds = [result], result["seconds"]
+      model = fitting.fit(members[0], unseen, jax.random.PRNGKey(seed))
+      found = [(diagnosis.summarise(model.history), model.warnings)]
     else:
-      result = experiment.fit_configs(
+      result = runs.fit_configs(
           members, unseen, seed, log=lambda _: None, mesh=mesh,
           seed_batching=batching if mesh is None else "devices")
-      runs, seconds = result["runs"], result["seconds"]
-    for i, run in zip(batch, runs):
-      selected = run["selected"]
+      found = [(run.summary, run.warnings) for run in result.runs]
+    seconds = time.perf_counter() - start
+    for i, (summary, warnings) in zip(batch, found, strict=True):
+      selected = summary.selected
       rows[i] = {"config": configs[i].to_dict(),
                  "valid_rmse": selected["valid_rmse"],
                  "phase": selected["phase"], "epoch": selected["epoch"],
-                 "warnings": run["warnings"], "seconds": round(seconds, 1),
+                 "warnings": warnings, "seconds": round(seconds, 1),
                  "batch": len(batch)}
       log(f"configuration {i + 1}/{len(configs)}: validation RMSE "
           f"{selected['valid_rmse']:.4f} at {selected['phase']} epoch "

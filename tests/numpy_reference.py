@@ -60,10 +60,14 @@ def global_kernel(pooled, bank, dot_scale, aggregation):
   return flat.reshape(t, t)
 
 
+def average_pooling(predictions):
+  return predictions.mean(axis=1)
+
+
 def global_kernel_ratings(params, ratings, dot_scale, aggregation,
-                          kernel=local_kernel):
-  pooled = autoencoder(params["autoencoder"], ratings,
-                       kernel=kernel)[0].mean(axis=1)
+                          kernel=local_kernel, pooling=average_pooling):
+  pooled = pooling(autoencoder(params["autoencoder"], ratings,
+                               kernel=kernel)[0])
   x = ratings
   for bank in params["kernel_banks"]:
     gk = global_kernel(pooled, np.asarray(bank, np.float64), dot_scale,
@@ -78,9 +82,9 @@ def pretrain_loss(layers, ratings, mask, lambda_2, lambda_s):
 
 
 def finetune_loss(params, ratings, mask, lambda_2, lambda_s, dot_scale,
-                  aggregation, kernel=local_kernel):
+                  aggregation, kernel=local_kernel, pooling=average_pooling):
   r_hat = global_kernel_ratings(params, ratings, dot_scale, aggregation,
-                                kernel)
+                                kernel, pooling)
   pred, reg = autoencoder(params["autoencoder"], r_hat, lambda_2, lambda_s,
                           kernel)
   return 0.5 * ((mask * (ratings - pred)) ** 2).sum() + reg

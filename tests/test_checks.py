@@ -41,16 +41,21 @@ def test_unsorted_or_repeated_triplets_are_refused_where_they_would_mislead():
 def test_predict_refuses_a_misspelt_phase_and_indices_outside():
   data = gdata.synthetic(20, 15, density=0.3, seed=1)
   config = gj.preset("ml-100k", hidden=(4, 4))
-  params = gj.training.init_params(config, jax.random.PRNGKey(0), 20, 15)
+  params = gj.training.initial_params(config, jax.random.PRNGKey(0),
+                                      (20, 15))
   prepared = gj.prepare(config, data.train)
   items, users = np.arange(3), np.zeros(3, np.int32)
-  assert gj.predict(config, params, prepared, items, users,
-                    "finetune").shape == (3,)
+  assert gj.predict(config, params, prepared, "finetune", users=users,
+                    items=items).shape == (3,)
   with pytest.raises(ValueError, match="phase must be one of.*'fine-tune'"):
-    gj.predict(config, params, prepared, items, users, "fine-tune")
+    gj.predict(config, params, prepared, "fine-tune", users=users,
+               items=items)
   with pytest.raises(ValueError, match="item index 20 is outside the 20 x 15"):
-    gj.predict(config, params, prepared, np.array([20]), np.array([0]),
-               "pretrain")
+    gj.predict(config, params, prepared, "pretrain", users=np.array([0]),
+               items=np.array([20]))
+  with pytest.raises(ValueError, match="prepared for orientation='items'"):
+    gj.predict(config.replace(orientation="users"), params, prepared,
+               "pretrain", users=users, items=items)
 
 
 @pytest.mark.parametrize("method", ["dense", "blocked", "sparse"])
@@ -63,16 +68,16 @@ def test_shuffled_triplets_give_the_sorted_loss_or_an_error(method):
   order = np.random.default_rng(0).permutation(good.nnz)
   plan = Plan(method, method, method, 6, 16)
   params = gj.init_params(jax.random.PRNGKey(0), 20, 15, hidden=(4,))
-  expected = rep.finetune_loss(params, rep.prepare(good, plan), 1.0, 0.1)
+  expected = rep.finetune_loss(params, rep.build_on_device(good, plan), 1.0, 0.1)
   again = gj.from_triplets(good.items[order], good.users[order],
                            good.values[order], good.shape)
   np.testing.assert_allclose(
-      rep.finetune_loss(params, rep.prepare(again, plan), 1.0, 0.1),
+      rep.finetune_loss(params, rep.build_on_device(again, plan), 1.0, 0.1),
       expected, rtol=1e-6)
   shuffled = gj.Ratings(good.items[order], good.users[order],
                         good.values[order], good.shape)
   with pytest.raises(ValueError, match="must be sorted by item"):
-    rep.prepare(shuffled, plan)
+    rep.build_on_device(shuffled, plan)
 
 
 def test_a_test_file_sharing_pairs_with_training_can_drop_them(tmp_path):

@@ -14,8 +14,11 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
+  """Each example runs as if pasted into a fresh interpreter: with no name
+  of the module's own (its imports included) in scope."""
   module = importlib.import_module(name)
-  result = doctest.testmod(module, optionflags=doctest.ELLIPSIS
+  result = doctest.testmod(module, globs={"__name__": "__main__"},
+                           optionflags=doctest.ELLIPSIS
                            | doctest.NORMALIZE_WHITESPACE, verbose=False)
   assert result.failed == 0, f"{result.failed} example(s) failed in {name}"
 

@@ -12,9 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
+import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment
 from glocal_jax.config import GLocalKConfig
+from glocal_jax.runs import progress
 
 from scripts import run_script
 
@@ -126,27 +127,26 @@ def test_help_lists_every_flag_the_script_reads(script, own_flags):
 def test_eta_comes_from_measured_seconds_per_iteration():
   config = GLocalKConfig(pretrain_epochs=2, finetune_epochs=3,
                          pretrain_maxiter=4, finetune_maxiter=5)
-  history = [{"phase": "pretrain", "epoch": 1, "seconds": 2.0,
-              "iterations": 4, "evaluation_seconds": 0.5}]
+  record = lambda phase, epoch, seconds, iterations: gj.EpochRecord(
+      phase, epoch, 0.0, iterations, iterations, seconds,
+      evaluation_seconds=0.5)
+  history = [record("pretrain", 1, 2.0, 4)]
   # Pre-training: 0.5 s per iteration; fine-tuning not run yet: 3x that.
   # Left: 1 pre-training epoch (4 iterations) and 3 fine-tuning epochs
   # (5 iterations each), each followed by 0.5 s of evaluation.
   expected = 4 * 0.5 + 3 * 5 * 1.5 + 4 * 0.5
-  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+  assert progress.eta_seconds(history, config, 3.0) == pytest.approx(
       expected)
-  history.append({"phase": "pretrain", "epoch": 2, "seconds": 3.0,
-                  "iterations": 4, "evaluation_seconds": 0.5})
-  history.append({"phase": "finetune", "epoch": 1, "seconds": 10.0,
-                  "iterations": 5, "evaluation_seconds": 0.5})
+  history.append(record("pretrain", 2, 3.0, 4))
+  history.append(record("finetune", 1, 10.0, 5))
   # Measured fine-tuning rate now: 2 s per iteration; 2 epochs left.
-  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+  assert progress.eta_seconds(history, config, 3.0) == pytest.approx(
       2 * (5 * 2.0 + 0.5))
   # A phase's cold first epoch (and the first evaluation, which compiles)
   # no longer counts once later ones are measured: 1 s per iteration.
-  history[0]["evaluation_seconds"] = 30.0
-  history.append({"phase": "finetune", "epoch": 2, "seconds": 5.0,
-                  "iterations": 5, "evaluation_seconds": 0.5})
-  assert experiment.eta_seconds(history, config, 3.0) == pytest.approx(
+  history[0].evaluation_seconds = 30.0
+  history.append(record("finetune", 2, 5.0, 5))
+  assert progress.eta_seconds(history, config, 3.0) == pytest.approx(
       5 * 1.0 + 0.5)
 
 

@@ -1,5 +1,6 @@
-"""Replaceable pieces: a user's local kernel (Eq. 2) and global-kernel
-aggregation (Eq. 5) in every representation, against NumPy."""
+"""Replaceable pieces: a user's local kernel (Eq. 2), pooling (Eq. 4) and
+global-kernel aggregation (Eq. 5) in every representation, against
+NumPy."""
 
 import jax
 import jax.numpy as jnp
@@ -12,11 +13,11 @@ from test_representations import problem
 from test_representations import rating_matrix
 
 import glocal_jax as gj
+from glocal_jax import epochs
 from glocal_jax import kernels
 from glocal_jax import model
 from glocal_jax import ratings as rt
 from glocal_jax import representations as rep
-from glocal_jax import training
 
 
 def gaussian_rbf(u, v):
@@ -31,6 +32,16 @@ def softmax_aggregation(pooled, bank, dot_scale):
   return dot_scale * (jax.nn.softmax(pooled) @ bank)
 
 
+def centred_max_pooling(predictions):
+  """An item's highest prediction less the mean of all predictions: reads
+  every item's predictions, not only its own row."""
+  return jnp.max(predictions, axis=1) - jnp.mean(predictions)
+
+
+def centred_max_pooling_np(predictions):
+  return predictions.max(axis=1) - predictions.mean()
+
+
 def gaussian_rbf_np(u, v):
   u = np.asarray(u).reshape(u.shape[0], 1, -1)
   v = np.asarray(v).reshape(1, v.shape[-2], -1)
@@ -43,26 +54,32 @@ def softmax_aggregation_np(pooled, bank, dot_scale):
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
-def test_own_kernel_and_aggregation_equal_numpy_in_every_plan(x64, plan):
+def test_own_pieces_equal_numpy_in_every_plan(x64, plan):
   params = problem()
   r = rating_matrix()
   expected = ref.finetune_loss(
       jax.tree.map(np.asarray, params), r, r > 0, 2.0, 0.5, 1.5,
-      softmax_aggregation_np, gaussian_rbf_np)
+      softmax_aggregation_np, gaussian_rbf_np, centred_max_pooling_np)
   loss = jax.jit(jax.value_and_grad(rep.finetune_loss),
-                 static_argnums=(5, 6))
+                 static_argnums=(5, 6, 7))
   got, grad = loss(params, prepared(plan), 2.0, 0.5, 1.5,
-                   softmax_aggregation, gaussian_rbf)
+                   softmax_aggregation, gaussian_rbf, centred_max_pooling)
   np.testing.assert_allclose(got, expected, rtol=1e-10)
   # The gradient of the dense reference with the same pieces.
-  dense_grad = jax.jit(jax.grad(model.finetune_loss), static_argnums=(6, 7))(
+  dense_grad = jax.jit(jax.grad(model.finetune_loss),
+                       static_argnums=(6, 7, 8))(
       params, jnp.asarray(r), jnp.asarray(r > 0), 2.0, 0.5, 1.5,
-      softmax_aggregation, gaussian_rbf)
+      softmax_aggregation, gaussian_rbf, centred_max_pooling)
   for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(dense_grad),
                   strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-  # The pieces matter: the paper's kernel and aggregation give another loss.
+  # The pieces matter: the paper's pooling, or all the paper's pieces, give
+  # another loss (the softmax flattens the pooling's effect, which is still
+  # a hundred times the 1e-10 the comparison with NumPy allows).
+  average = loss(params, prepared(plan), 2.0, 0.5, 1.5, softmax_aggregation,
+                 gaussian_rbf, kernels.item_average_pooling)[0]
   paper = jax.jit(rep.finetune_loss)(params, prepared(plan), 2.0, 0.5, 1.5)
+  assert abs(float(average) - float(got)) > 1e-8 * abs(float(got))
   assert abs(float(paper) - float(got)) > 1e-6 * abs(float(got))
   pre = jax.jit(rep.pretrain_loss, static_argnums=4)(
       params["autoencoder"], prepared(plan), 2.0, 0.5, gaussian_rbf)
@@ -77,14 +94,16 @@ def _np_pretrain(params, r):
 
 
 def test_train_with_own_pieces_equal_in_dense_blocked_and_sparse():
-  """``gj.train`` with a Gaussian RBF kernel and a softmax aggregation in
-  the config: the same losses and predictions whatever the representation
-  (float32), and not those of the paper's pieces."""
+  """``gj.train`` with a Gaussian RBF kernel, a pooling over every item and
+  a softmax aggregation in the config: the same losses and predictions
+  whatever the representation (float32), and not those of the paper's
+  pieces."""
   ratings = rt.from_dense(rating_matrix())
   config = gj.GLocalKConfig(
       hidden=(8,), n_dim=3, pretrain_epochs=1, finetune_epochs=2,
       pretrain_maxiter=3, finetune_maxiter=3, lambda_2=2.0, lambda_s=0.5,
-      local_kernel=gaussian_rbf, aggregation=softmax_aggregation)
+      local_kernel=gaussian_rbf, aggregation=softmax_aggregation,
+      pooling=centred_max_pooling)
   items, users = (jnp.asarray(a) for a in np.divmod(
       np.arange(ratings.shape[0] * ratings.shape[1]), ratings.shape[1]))
   runs = {}
@@ -95,7 +114,8 @@ def test_train_with_own_pieces_equal_in_dense_blocked_and_sparse():
     data = gj.prepare(c, ratings)
     runs[representation] = (
         [h.loss for h in result.history],
-        gj.predict(c, result.params, data, items, users, "finetune"),
+        gj.predict(c, result.params, data, "finetune", users=users,
+                   items=items),
         result.params, data)
   losses, pred, params, data = runs["dense"]
   for other in ("blocked", "sparse"):
@@ -104,14 +124,16 @@ def test_train_with_own_pieces_equal_in_dense_blocked_and_sparse():
   # The last epoch's loss is the fine-tuning loss of the own pieces at the
   # trained parameters (the local kernel is in it, through the layers, and
   # the aggregation), not that of the paper's pieces.
-  paper = config.replace(local_kernel=True, aggregation="weighted")
-  at_end = {name: float(training.finetune_loss_fn(
+  paper = config.replace(local_kernel=True, aggregation="weighted",
+                         pooling="mean")
+  at_end = {name: float(epochs.finetune_loss_fn(
       c.replace(representation="dense"))(params, data))
             for name, c in (("own", config), ("paper", paper))}
   np.testing.assert_allclose(at_end["own"], losses[-1], rtol=1e-5)
   assert abs(at_end["paper"] - losses[-1]) > 1e-4 * losses[-1]
   # Recorded by name, so that a run's metrics.json says what it used.
   assert config.to_dict()["local_kernel"].endswith("gaussian_rbf")
+  assert config.to_dict()["pooling"].endswith("centred_max_pooling")
 
 
 def test_config_refuses_what_is_neither_a_name_nor_a_function():
@@ -119,3 +141,30 @@ def test_config_refuses_what_is_neither_a_name_nor_a_function():
     gj.GLocalKConfig(aggregation="softmax")
   with pytest.raises(ValueError, match="local_kernel must be True, False or"):
     gj.GLocalKConfig(local_kernel="gaussian")
+  with pytest.raises(ValueError, match="pooling must be one of"):
+    gj.GLocalKConfig(pooling="max")
+
+
+def test_a_compiled_prediction_follows_the_configs_pooling():
+  """The pooling is part of the compiled program's key: a config with
+  another pooling gets its own program, never a stale one (predictions
+  differ as the unjitted dense model's do)."""
+  ratings = rt.from_dense(rating_matrix())
+  config = gj.GLocalKConfig(hidden=(8,), n_dim=3)
+  params = gj.init_params(jax.random.PRNGKey(0), *ratings.shape, hidden=(8,),
+                          n_dim=3)
+  data = gj.prepare(config, ratings)
+  items, users = (jnp.asarray(a) for a in np.divmod(
+      np.arange(ratings.shape[0] * ratings.shape[1]), ratings.shape[1]))
+  got = {}
+  for name, pooling in (("mean", "mean"), ("max", centred_max_pooling)):
+    c = config.replace(pooling=pooling)
+    got[name] = np.asarray(gj.predict(c, params, data, "finetune",
+                                      users=users, items=items))
+    dense = model.finetune_predictions(params, jnp.asarray(rating_matrix(),
+                                                           jnp.float32), 1.0,
+                                       "weighted", kernels.local_kernel,
+                                       c.pooling_fn)
+    np.testing.assert_allclose(got[name], np.asarray(dense).reshape(-1),
+                               rtol=1e-4, atol=1e-5)
+  assert np.abs(got["max"] - got["mean"]).max() > 1e-3

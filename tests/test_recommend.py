@@ -59,7 +59,7 @@ def test_recommend_skips_every_rated_item_and_names_unknown_users(trained):
   assert not {s.split()[1] for s in shown} & rated
   bad = script("recommend.py", f"--checkpoint_dir={out}", "--user=u_99")
   assert bad.returncode == 2
-  assert "unknown user id u_99" in bad.stderr and "u_0 .. u_new" in bad.stderr
+  assert "unknown user id 'u_99'" in bad.stderr and "u_0 .. u_new" in bad.stderr
   assert "Traceback" not in bad.stderr
   missing = script("recommend.py", f"--checkpoint_dir={out / 'nothing'}",
                    "--user=u_3")
@@ -82,7 +82,7 @@ def test_load_model_in_a_fresh_process_reproduces_the_runs_test_rmse(
       got = []
       for epoch, block in (("last", "final"), ("selected", "selected")):
         model = gj.load_model({str(out / "checkpoint")!r}, epoch=epoch)
-        pred = model.predict(users, items)
+        pred = model.predict(users=users, items=items)
         rmse = float(np.sqrt(np.mean((pred - np.array(values, float)) ** 2)))
         got.append([rmse, metrics[block]["rmse"], len(pred), model.phase,
                     model.epoch])
@@ -144,11 +144,20 @@ def test_trained_model_predicts_unknown_ids_by_the_means_or_refuses(trained):
   global_mean = train.values.mean()
   item = model.item_index(["i_3"])[0]
   item_mean = train.values[train.items == item].mean()
-  got = model.predict(["nobody", "nobody"], ["i_3", "no item"])
+  got = model.predict(["nobody", "nobody"], ["i_3", "no item"],
+                      unknown="fallback")
   np.testing.assert_allclose(got, [item_mean, global_mean], rtol=1e-6)
+  # By default an id the data does not have (a typo, a space too many) is
+  # an error that names it.
   with pytest.raises(gj.trained.UnknownIdError, match="unknown user id "
-                     "nobody"):
-    model.predict(["nobody"], ["i_3"], unknown="error")
+                     "'nobody'"):
+    model.predict(["nobody"], ["i_3"])
+  with pytest.raises(gj.trained.UnknownIdError, match="unknown item id "
+                     "'i_3 '"):
+    model.predict(users="u_1", items="i_3 ")
+  # One user with several items, keywords; one of each gives a float.
+  both = model.predict(users="u_1", items=["i_3", "i_4"])
+  assert both.shape == (2,) and model.predict("u_1", "i_4") == both[1]
   with pytest.raises(ValueError, match="give one of each"):
     model.predict(["u_1"], [])
 

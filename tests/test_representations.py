@@ -61,7 +61,7 @@ PLANS = {
 
 def prepared(plan, t=3, conv_layers=1, dtype=jnp.float64, ratings=None):
   ratings = rt.from_dense(rating_matrix()) if ratings is None else ratings
-  data = rep.prepare(ratings, PLANS[plan], kernel_size=t,
+  data = rep.build_on_device(ratings, PLANS[plan], kernel_size=t,
                      conv_layers=conv_layers)
   return jax.tree.map(
       lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
@@ -111,7 +111,7 @@ def test_finetune_loss_gradient_and_predictions_equal_dense_reference(
       (False, jax.jit(model.autoencoder)(params["autoencoder"], r)[0]),
       (True, jax.jit(model.finetune_predictions, static_argnums=3)(
           params, r, 1.5, aggregation))):
-    pred = rep.predict(params, data, jnp.asarray(items), jnp.asarray(users),
+    pred = rep.predictions_at(params, data, jnp.asarray(items), jnp.asarray(users),
                        finetuned, 1.5, aggregation)
     np.testing.assert_allclose(pred, reference.reshape(-1), rtol=1e-10,
                                atol=1e-12)

@@ -16,8 +16,9 @@ import pytest
 import glocal_jax as gj
 from glocal_jax import checkpoint
 from glocal_jax import data as gdata
-from glocal_jax import experiment
+from glocal_jax import epochs
 from glocal_jax import recommend
+from glocal_jax import runs
 from glocal_jax import training
 
 from conftest import shared_data_dir
@@ -38,7 +39,7 @@ def small_data():
 
 @pytest.fixture(scope="module")
 def epoch_fns():
-  return training.make_epoch_fns(SMALL)
+  return epochs.make_epoch_fns(SMALL)
 
 
 def without_timings(result):
@@ -159,16 +160,21 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
     checkpoint.load(str(tmp_path))
 
 
+def evaluated(config, data, seed, **options) -> dict:
+  """``runs.evaluated_run``'s JSON (what metrics.json holds), quietly."""
+  return runs.evaluated_run(config, data, seed, log=quiet,
+                            **options).to_dict()
+
+
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, small_data,
                                                           epoch_fns):
-  full = experiment.fit(SMALL, small_data, seed=1, log=quiet,
-                        epoch_fns=epoch_fns)
+  full = evaluated(SMALL, small_data, 1, epoch_fns=epoch_fns)
   ckpt_dir = str(tmp_path / "ckpt")
-  part = experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=ckpt_dir,
-                        stop_after=4, log=quiet, epoch_fns=epoch_fns)
+  part = evaluated(SMALL, small_data, 1, checkpoint_dir=ckpt_dir,
+                   stop_after=4, epoch_fns=epoch_fns)
   assert not part["complete"] and len(part["history"]) == 4
-  resumed = experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=ckpt_dir,
-                           resume=True, log=quiet, epoch_fns=epoch_fns)
+  resumed = evaluated(SMALL, small_data, 1, checkpoint_dir=ckpt_dir,
+                      resume=True, epoch_fns=epoch_fns)
   assert resumed["complete"]
   # Exactly the uninterrupted run: the checkpoint keeps the loss and
   # gradient epoch 4 ended at (optim.EpochStart), so the resumed epoch 5
@@ -177,43 +183,42 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, small_data,
   assert without_timings(resumed) == without_timings(full)
   # Likewise stopped in the middle of pre-training.
   early_dir = str(tmp_path / "early")
-  experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=early_dir,
-                 stop_after=2, log=quiet, epoch_fns=epoch_fns)
-  early = experiment.fit(SMALL, small_data, seed=1, checkpoint_dir=early_dir,
-                         resume=True, log=quiet, epoch_fns=epoch_fns)
+  evaluated(SMALL, small_data, 1, checkpoint_dir=early_dir, stop_after=2,
+            epoch_fns=epoch_fns)
+  early = evaluated(SMALL, small_data, 1, checkpoint_dir=early_dir,
+                    resume=True, epoch_fns=epoch_fns)
   assert without_timings(early) == without_timings(full)
   ckpt = checkpoint.load(ckpt_dir)
   assert (ckpt.meta["phase"], ckpt.meta["epoch"]) == ("finetune", 3)
   assert "selected" in full and full["best"]["rmse"] <= full["final"]["rmse"]
   with pytest.raises(ValueError, match="another configuration.*seed: 1 in "
                      "the checkpoint, 2 now"):
-    experiment.fit(SMALL, small_data, seed=2, checkpoint_dir=ckpt_dir,
-                   resume=True, log=quiet, epoch_fns=epoch_fns)
+    evaluated(SMALL, small_data, 2, checkpoint_dir=ckpt_dir, resume=True,
+              epoch_fns=epoch_fns)
   # The message names the field that differs, and only that one.
   with pytest.raises(ValueError, match=r"\(lambda_2: [0-9.]+ in the "
                      r"checkpoint, 123.0 now\)"):
-    experiment.fit(SMALL.replace(lambda_2=123.0), small_data, seed=1,
-                   checkpoint_dir=ckpt_dir, resume=True, log=quiet)
+    evaluated(SMALL.replace(lambda_2=123.0), small_data, 1,
+              checkpoint_dir=ckpt_dir, resume=True)
   # A finished run goes on for more fine-tuning epochs; not for more
   # pre-training, which it has finished.
   longer = SMALL.replace(finetune_epochs=SMALL.finetune_epochs + 2)
-  extended = experiment.fit(longer, small_data, seed=1,
-                            checkpoint_dir=ckpt_dir, resume=True, log=quiet)
+  extended = evaluated(longer, small_data, 1, checkpoint_dir=ckpt_dir,
+                       resume=True)
   assert extended["complete"]
   assert len(extended["history"]) == len(resumed["history"]) + 2
   assert extended["history"][:len(resumed["history"])] == (
       json.loads(json.dumps(resumed["history"])))
   assert extended["final"]["epoch"] == longer.finetune_epochs
   with pytest.raises(ValueError, match="pretrain_epochs: "):
-    experiment.fit(longer.replace(pretrain_epochs=SMALL.pretrain_epochs + 1),
-                   small_data, seed=1, checkpoint_dir=ckpt_dir, resume=True,
-                   log=quiet)
+    evaluated(longer.replace(pretrain_epochs=SMALL.pretrain_epochs + 1),
+              small_data, 1, checkpoint_dir=ckpt_dir, resume=True)
 
 
 def test_same_seed_same_metrics(small_data, epoch_fns):
-  a = experiment.fit(SMALL, small_data, seed=3, log=quiet, epoch_fns=epoch_fns)
-  b = experiment.fit(SMALL, small_data, seed=3, log=quiet, epoch_fns=epoch_fns)
-  c = experiment.fit(SMALL, small_data, seed=4, log=quiet, epoch_fns=epoch_fns)
+  a = evaluated(SMALL, small_data, 3, epoch_fns=epoch_fns)
+  b = evaluated(SMALL, small_data, 3, epoch_fns=epoch_fns)
+  c = evaluated(SMALL, small_data, 4, epoch_fns=epoch_fns)
   assert without_timings(a) == without_timings(b)
   assert a["history"][-1]["loss"] != c["history"][-1]["loss"]
 
@@ -232,8 +237,8 @@ def test_non_finite_epoch_stops_and_keeps_last_good_checkpoint(
 
   ckpt_dir = str(tmp_path)
   with pytest.raises(gj.NonFiniteError, match="finetune epoch 2"):
-    experiment.fit(SMALL, small_data, seed=0, checkpoint_dir=ckpt_dir,
-                   log=quiet, epoch_fns={**epoch_fns, "finetune": poisoned})
+    evaluated(SMALL, small_data, 0, checkpoint_dir=ckpt_dir,
+              epoch_fns={**epoch_fns, "finetune": poisoned})
   ckpt = checkpoint.load(ckpt_dir)
   assert (ckpt.meta["phase"], ckpt.meta["epoch"]) == ("finetune", 1)
   assert training.all_finite(ckpt.params)
@@ -417,20 +422,22 @@ def test_train_resume_and_recommend_scripts(tmp_path):
   assert scores == sorted(scores, reverse=True)
   assert all(1.0 <= s <= 5.0 for s in scores)
   bad = run_script("recommend.py", f"--checkpoint_dir={ckpt}", "--user=999")
-  assert bad.returncode == 2 and "unknown user id 999" in bad.stderr
+  assert bad.returncode == 2 and "unknown user id '999'" in bad.stderr
 
 
 def test_batched_seeds_equal_separate_runs(small_data, epoch_fns):
   """Seeds as one program, vmapped and with lax.map, equal separate runs."""
-  alone = [experiment.fit(SMALL, small_data, seed, log=quiet,
-                          epoch_fns=epoch_fns) for seed in (3, 4)]
+  alone = [evaluated(SMALL, small_data, seed, epoch_fns=epoch_fns)
+           for seed in (3, 4)]
   for seed_batching in ("vmap", "map"):
-    together = experiment.fit_seeds(
+    together = runs.fit_seeds(
         SMALL, small_data, [3, 4], log=quiet,
-        epoch_fns=training.make_epoch_fns(SMALL, batched=True,
-                                          seed_batching=seed_batching))
+        epoch_fns=epochs.make_epoch_fns(SMALL, batched=True,
+                                        seed_batching=seed_batching)
+    ).to_dict()
     for i, own in enumerate(alone):
-      for h_together, h_alone in zip(together["history"], own["history"]):
+      for h_together, h_alone in zip(together["history"], own["history"],
+                                     strict=True):
         np.testing.assert_allclose(h_together["loss"][i], h_alone["loss"],
                                    rtol=1e-4)
       np.testing.assert_allclose(together["per_seed"][i]["best"]["rmse"],
@@ -442,24 +449,25 @@ def test_batched_seeds_equal_separate_runs(small_data, epoch_fns):
 
 
 def test_pretrain_snapshots_equal_runs_from_scratch(small_data):
-  fns = training.make_epoch_fns(SMALL, batched=True, seed_batching="map")
-  snapshots = experiment.pretrain_snapshots(SMALL, small_data, [1, 2], [0, 2],
-                                            log=quiet, epoch_fns=fns)
+  fns = epochs.make_epoch_fns(SMALL, batched=True, seed_batching="map")
+  snapshots = runs.pretrain_snapshots(SMALL, small_data, [1, 2], [0, 2],
+                                      log=quiet, epoch_fns=fns)
   assert sorted(snapshots) == [0, 2]
-  for epochs in (0, 2):
-    config = SMALL.replace(pretrain_epochs=epochs)
-    scratch = experiment.fit_seeds(config, small_data, [1, 2], log=quiet,
-                                   epoch_fns=fns)
-    resumed = experiment.fit_seeds(config, small_data, [1, 2], log=quiet,
-                                   epoch_fns=fns,
-                                   params=snapshots[epochs][0],
-                                   start=("pretrain", epochs))
+  for done in (0, 2):
+    config = SMALL.replace(pretrain_epochs=done)
+    scratch = runs.fit_seeds(config, small_data, [1, 2], log=quiet,
+                             epoch_fns=fns).to_dict()
+    resumed = runs.fit_seeds(config, small_data, [1, 2], log=quiet,
+                             epoch_fns=fns,
+                             params=snapshots[done][0],
+                             start=("pretrain", done)).to_dict()
     finetuned = [h for h in scratch["history"] if h["phase"] == "finetune"]
     assert len(resumed["history"]) == len(finetuned) == SMALL.finetune_epochs
-    for a, b in zip(resumed["history"], finetuned):
+    for a, b in zip(resumed["history"], finetuned, strict=True):
       np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
-      np.testing.assert_allclose(a["metrics"]["test_rmse"],
-                                 b["metrics"]["test_rmse"], rtol=1e-5)
+      np.testing.assert_allclose(a["metrics"]["models"]["test_rmse"],
+                                 b["metrics"]["models"]["test_rmse"],
+                                 rtol=1e-5)
 
 
 def test_table1_script_writes_the_promised_rows(tmp_path):
@@ -540,10 +548,10 @@ def test_sweep_scripts_write_a_row_per_setting(tmp_path, script, flags, rows):
     config = gj.preset("ml-100k", hidden=(8,), n_dim=2, pretrain_maxiter=2,
                        finetune_maxiter=2, finetune_epochs=2,
                        pretrain_epochs=1, conv_layers=3)
-    scratch = experiment.fit_seeds(
+    scratch = runs.fit_seeds(
         config, gdata.synthetic(30, 20, 0.4, 10), [0], log=quiet,
-        epoch_fns=training.make_epoch_fns(config, batched=True,
-                                          seed_batching="map"))
+        epoch_fns=epochs.make_epoch_fns(config, batched=True,
+                                        seed_batching="map")).to_dict()
     row = [r for r in written if r["variant"] == "3"][0]
     assert row["rmse_mean"] == pytest.approx(
         scratch["mean"]["best"]["rmse"], rel=1e-5)
@@ -563,7 +571,7 @@ def test_input_scale_script_measures_each_variant(tmp_path):
   assert rows[0]["input_max"] == pytest.approx(ratings.max())
   # "mean" aggregation: GK is the mean of each seed's fresh kernel bank.
   config = gj.GLocalKConfig(hidden=(8,), n_dim=2)
-  banks = experiment.init_seeds(config, [0, 1], data.shape)["kernel_banks"][0]
+  banks = runs.init_seeds(config, [0, 1], data.shape)["kernel_banks"][0]
   expected = np.mean(np.abs(np.asarray(banks).mean(axis=1)).max(axis=1))
   assert rows[3]["max_abs_kernel"] == pytest.approx(expected, rel=1e-5)
   for row in rows:

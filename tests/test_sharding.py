@@ -66,39 +66,51 @@ def gap(a, b):
 
 def test_losses_gradients_and_predictions_equal_one_device():
   out = run(PROBLEM + """
+from glocal_jax import kernels
 items, users = np.divmod(np.arange(m * n), n)
-fine = jax.jit(jax.value_and_grad(rep.finetune_loss), static_argnums=5)
+fine = jax.jit(jax.value_and_grad(rep.finetune_loss), static_argnums=(5, 6, 7))
 pre = jax.jit(jax.value_and_grad(rep.pretrain_loss))
+predict = jax.jit(rep.predictions_at, static_argnums=(4, 6, 7, 8))
 worst = 0.0
 # Each method once on 4 shards of 6, 6, 6 and 5 items, each case a kind of
 # its own: two 3x3 layers (halos of 2 rows, windows that cross every
 # border) with a user's aggregation that sees every item's pooled
 # prediction on every device (a softmax over all items), dense; the paper's
-# weighted aggregation, blocked; three 5x5 layers (halo 6, wider than a
-# shard) with mean aggregation, sparse. Each against the dense model on one
-# device (which every method equals there: test_representations).
+# weighted aggregation, blocked, with the paper's average pooling (added
+# across devices) and with a user's pooling that reads every item's
+# predictions (an item's maximum less the mean of all: the hidden codes
+# gathered onto every device); three 5x5 layers (halo 6, wider
+# than a shard) with mean aggregation, sparse. Each against the dense model
+# on one device (which every method equals there: test_representations).
 softmax = lambda pooled, bank, scale: scale * (jax.nn.softmax(pooled) @ bank)
-cases = [(3, 2, softmax, "dense", 4), (3, 2, "weighted", "blocked", 4),
-         (5, 3, "mean", "sparse", 4)]
+average = kernels.item_average_pooling
+top = lambda p: jnp.max(p, axis=1) - jnp.mean(p)
+cases = [(3, 2, softmax, average, "dense", 4),
+         (3, 2, "weighted", average, "blocked", 4),
+         (3, 2, "weighted", top, "blocked", 4),
+         (5, 3, "mean", average, "sparse", 4)]
 reference = {}
-for t, layers, aggregation, method, devices in cases:
-  if (t, layers, aggregation) not in reference:
+for t, layers, aggregation, pooling, method, devices in cases:
+  pieces = (aggregation, kernels.local_kernel, pooling)
+  if (t, layers, aggregation, pooling) not in reference:
     params = problem(t, layers)
-    one = f64(rep.prepare(ratings, Plan("dense", "dense", "dense", 3, 5),
-                          kernel_size=t, conv_layers=layers))
-    reference[t, layers, aggregation] = params, (
-        fine(params, one, 2., .5, 1.5, aggregation),
+    one = f64(rep.build_on_device(
+        ratings, Plan("dense", "dense", "dense", 3, 5), kernel_size=t,
+        conv_layers=layers))
+    reference[t, layers, aggregation, pooling] = params, (
+        fine(params, one, 2., .5, 1.5, *pieces),
         pre(params["autoencoder"], one, 2., .5),
-        rep.predict(params, one, items, users, True, 1.5, aggregation))
-  params, expected = reference[t, layers, aggregation]
-  many = f64(sharding.prepare(ratings, Plan(method, method, method, 3, 5),
-                              sharding.device_mesh(devices),
-                              kernel_size=t, conv_layers=layers))
+        predict(params, one, items, users, True, 1.5, *pieces))
+  params, expected = reference[t, layers, aggregation, pooling]
+  many = f64(sharding.build_on_mesh(
+      ratings, Plan(method, method, method, 3, 5),
+      sharding.device_mesh(devices), kernel_size=t, conv_layers=layers))
   worst = max([worst] + [gap(a, b) for a, b in zip(
       expected,
-      (fine(params, many, 2., .5, 1.5, aggregation),
+      (fine(params, many, 2., .5, 1.5, *pieces),
        pre(params["autoencoder"], many, 2., .5),
-       rep.predict(params, many, items, users, True, 1.5, aggregation)))])
+       predict(params, many, items, users, True, 1.5, *pieces)),
+      strict=True)])
 print(worst)
 """)
   assert float(out.split()[-1]) < 1e-10
@@ -108,11 +120,11 @@ def test_one_lbfgs_epoch_equals_one_device():
   out = run(PROBLEM.replace('jax.config.update("jax_enable_x64", True)', "")
             + """
 import jax.numpy as jnp
-from glocal_jax import optim, training
+from glocal_jax import epochs, optim, training
 config = gj.GLocalKConfig(hidden=(6, 4), n_dim=3, finetune_maxiter=4,
                           optimizer="optax")
-params = training.init_params(config, jax.random.PRNGKey(0), m, n)
-epoch = training.make_epoch_fns(config)["finetune"]
+params = training.initial_params(config, jax.random.PRNGKey(0), (m, n))
+epoch = epochs.make_epoch_fns(config)["finetune"]
 results = []
 for devices in (1, 4):
   mesh = sharding.device_mesh(devices) if devices > 1 else None

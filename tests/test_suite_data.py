@@ -17,8 +17,10 @@ import pytest
 import glocal_jax as gj
 from glocal_jax import baselines
 from glocal_jax import data as gdata
-from glocal_jax import experiment
+from glocal_jax import diagnosis
+from glocal_jax import evaluation
 from glocal_jax import metrics
+from glocal_jax import runs
 
 from conftest import shared_data_dir
 
@@ -70,7 +72,7 @@ def test_monti_full_test_set_counts_the_cold_pairs():
       f"{cold_user.sum()} test rating(s) by "
       f"{np.unique(test.users[cold_user]).size} user(s) and "
       f"{cold_item.sum()} rating(s)")
-  counts = experiment.evaluated_counts(data)
+  counts = evaluation.evaluated_counts(data)
   assert counts == {"test_ratings": 2617, "test_cold_users": 36,
                     "test_cold_items": int((cold_item & ~cold_user).sum())}
 
@@ -191,7 +193,7 @@ def test_a_scaled_copy_trains_to_the_same_model():
   so every epoch's RMSE and MAE are exactly twice, NDCG the same; on 1..5
   the model trains on the data's own arrays (the paper's computation)."""
   data = gdata.synthetic(40, 30, density=0.3, seed=2)
-  assert experiment.model_ratings(data) is data.train
+  assert data.scale.to_model_ratings(data.train) is data.train
   double = lambda r: dataclasses.replace(r, values=r.values * 2)
   scaled = dataclasses.replace(data, train=double(data.train),
                                test=double(data.test),
@@ -199,9 +201,9 @@ def test_a_scaled_copy_trains_to_the_same_model():
   config = gj.preset("ml-100k", hidden=(8, 8), pretrain_epochs=2,
                      finetune_epochs=2, pretrain_maxiter=2,
                      finetune_maxiter=2)
-  runs = [experiment.fit(config, d, 0, log=lambda _: None)
-          for d in (data, scaled)]
-  for a, b in zip(*(r["history"] for r in runs)):
+  results = [runs.evaluated_run(config, d, 0, log=lambda _: None).to_dict()
+             for d in (data, scaled)]
+  for a, b in zip(*(r["history"] for r in results), strict=True):
     np.testing.assert_allclose(b["metrics"]["test_rmse"],
                                2 * a["metrics"]["test_rmse"], rtol=1e-5)
     np.testing.assert_allclose(b["metrics"]["test_mae"],
@@ -254,9 +256,9 @@ def test_item_spread_matches_numpy():
 
 
 def entry(phase, epoch, valid, test, spread=0.5):
-  return {"phase": phase, "epoch": epoch,
-          "metrics": {"test_rmse": test, "test_mae": test, "test_ndcg": 0.9,
-                      "valid_rmse": valid, "test_spread": spread}}
+  return gj.EpochRecord(phase, epoch, 0.0, 0, 0, 0.0, metrics={
+      "test_rmse": test, "test_mae": test, "test_ndcg": 0.9,
+      "valid_rmse": valid, "test_spread": spread})
 
 
 def test_selection_spans_both_phases_and_diagnosis_says_why():
@@ -264,22 +266,22 @@ def test_selection_spans_both_phases_and_diagnosis_says_why():
   history = [entry("pretrain", 1, 0.95, 0.96), entry("pretrain", 2, 0.90, 0.91),
              entry("finetune", 1, 0.93, 0.92, spread=1e-6),
              entry("finetune", 2, 0.94, 0.95, spread=1e-6)]
-  summary = experiment.summarise(history)
-  assert summary["selected"] == {"rmse": 0.91, "mae": 0.91, "ndcg": 0.9,
-                                 "phase": "pretrain", "epoch": 2,
-                                 "valid_rmse": 0.90}
-  assert summary["best"]["rmse"] == 0.92  # the paper's, over fine-tuning
-  found = experiment.diagnose(summary, history, means, gdata.STARS)
+  summary = diagnosis.summarise(history)
+  assert summary.selected == {"rmse": 0.91, "mae": 0.91, "ndcg": 0.9,
+                              "phase": "pretrain", "epoch": 2,
+                              "valid_rmse": 0.90}
+  assert summary.best["rmse"] == 0.92  # the paper's, over fine-tuning
+  found = diagnosis.diagnose(summary, history, means, gdata.STARS)
   assert len(found) == 2
   assert "final model (finetune epoch 2) has collapsed" in found[0]
   assert "fine-tuning never beat pre-training" in found[1]
   assert "pre-trained model is selected" in found[1]
   healthy = [entry("pretrain", 1, 0.95, 0.96), entry("finetune", 1, 0.9, 0.9)]
-  assert experiment.diagnose(experiment.summarise(healthy), healthy, means,
-                             gdata.STARS) == []
+  assert diagnosis.diagnose(diagnosis.summarise(healthy), healthy, means,
+                            gdata.STARS) == []
   worse = [entry("pretrain", 1, 1.05, 1.0), entry("finetune", 1, 1.01, 1.0)]
-  found = experiment.diagnose(experiment.summarise(worse), worse, means,
-                              gdata.STARS)
+  found = diagnosis.diagnose(diagnosis.summarise(worse), worse, means,
+                             gdata.STARS)
   assert found == ["the selected model's valid RMSE 1.0100 is no better "
                    "than the user-mean predictor's 1.0000 on the same "
                    "ratings: the model has learnt nothing a mean does not "
@@ -298,7 +300,7 @@ def test_a_failed_fine_tuning_keeps_the_pre_trained_model():
                      pretrain_maxiter=10, finetune_maxiter=10,
                      dot_scale=1e5)
   lines = []
-  result = experiment.fit(config, data, 0, log=lines.append)
+  result = runs.evaluated_run(config, data, 0, log=lines.append).to_dict()
   history = result["history"]
   pre = min((h for h in history if h["phase"] == "pretrain"),
             key=lambda h: h["metrics"]["valid_rmse"])
@@ -319,20 +321,22 @@ def test_a_collapsed_model_is_measured_and_named():
   and the diagnosis names the collapse."""
   data = gdata.synthetic(30, 20, density=0.4, seed=3)
   config = gj.preset("ml-100k", hidden=(8, 8))
-  params = gj.training.init_params(config, jax.random.PRNGKey(0),
-                                   *data.shape)
+  params = gj.training.initial_params(config, jax.random.PRNGKey(0),
+                                      data.shape)
   # Outputs around 3, inside the clipped range 1..5.
   params["autoencoder"][-1]["b"] = params["autoencoder"][-1]["b"] + 3.0
-  train_data = gj.training.prepare(config, experiment.model_ratings(data))
-  healthy = experiment.evaluate(config, params, data, train_data, "pretrain")
+  train_data = evaluation.training_data(config, data.train, data.scale)
+  healthy = evaluation.split_metrics(config, params, train_data, data,
+                                     "pretrain")
   params["autoencoder"][0]["w"] = jnp.zeros_like(
       params["autoencoder"][0]["w"])
-  collapsed = experiment.evaluate(config, params, data, train_data,
-                                  "pretrain")
+  collapsed = evaluation.split_metrics(config, params, train_data, data,
+                                       "pretrain")
   assert healthy["test_spread"] > 1e-3 and collapsed["test_spread"] < 1e-6
-  history = [{"phase": "pretrain", "epoch": 1, "metrics": collapsed}]
-  found = experiment.diagnose(experiment.summarise(history), history, {},
-                              data.scale)
+  history = [gj.EpochRecord("pretrain", 1, 0.0, 0, 0, 0.0,
+                            metrics=collapsed)]
+  found = diagnosis.diagnose(diagnosis.summarise(history), history, {},
+                             data.scale)
   assert len(found) == 1 and "(pretrain epoch 1) has collapsed" in found[0]
 
 
@@ -350,28 +354,35 @@ def test_user_based_orientation_is_the_transposed_model():
   config = gj.preset("ml-100k", hidden=(8, 8), pretrain_epochs=1,
                      finetune_epochs=1, pretrain_maxiter=2,
                      finetune_maxiter=2)
-  users = experiment.fit(config.replace(orientation="users"), data, 0,
-                         log=lambda _: None)
-  items = experiment.fit(config, flipped, 0, log=lambda _: None)
-  for a, b in zip(users["history"], items["history"]):
+  users = runs.evaluated_run(config.replace(orientation="users"), data, 0,
+                             log=lambda _: None).to_dict()
+  items = runs.evaluated_run(config, flipped, 0, log=lambda _: None).to_dict()
+  for a, b in zip(users["history"], items["history"], strict=True):
     assert a["loss"] == b["loss"]
     np.testing.assert_allclose(a["metrics"]["test_rmse"],
                                b["metrics"]["test_rmse"], rtol=1e-6)
-  # NDCG per original user, from the model's predictions in its own order.
+  # NDCG per original user, from the item-based model of the transposed
+  # matrix (its own rows are the users).
   user_config = config.replace(orientation="users")
-  params = gj.training.init_params(user_config, jax.random.PRNGKey(0),
-                                   *flipped.shape)
+  params = gj.training.initial_params(user_config, jax.random.PRNGKey(0),
+                                      data.shape)
   params["autoencoder"][-1]["b"] = params["autoencoder"][-1]["b"] + 3.0
-  train_data = gj.training.prepare(user_config, flipped.train)
-  got = experiment.evaluate(user_config, params, flipped, train_data,
-                            "pretrain")
-  pred = np.asarray(gj.training.predict(user_config, params, train_data,
-                                        flipped.test.items,
-                                        flipped.test.users, "pretrain"))
+  train_data = evaluation.training_data(user_config, data.train, data.scale)
+  got = evaluation.split_metrics(user_config, params, train_data, data,
+                                 "pretrain")
+  item_based = gj.prepare(config, flipped.train)
+  pred = np.asarray(gj.predict(config, params, item_based, "pretrain",
+                               users=flipped.test.users,
+                               items=flipped.test.items))
   by_pair = {(int(u), int(i)): p for i, u, p in
-             zip(flipped.test.items, flipped.test.users, pred)}
+             zip(flipped.test.items, flipped.test.users, pred, strict=True)}
   original = np.array([by_pair[(int(i), int(u))] for i, u in
-                       zip(data.test.items, data.test.users)])
+                       zip(data.test.items, data.test.users, strict=True)])
+  # gj.predict honours the orientation: the same predictions from the
+  # items x users indices of the user-based model's data.
+  np.testing.assert_array_equal(np.asarray(gj.predict(
+      user_config, params, train_data, "pretrain", users=data.test.users,
+      items=data.test.items)), original)
   np.testing.assert_allclose(got["test_ndcg"],
                              float(gj.ndcg(original, data.test, 1, 5)), rtol=1e-6)
   np.testing.assert_allclose(got["test_rmse"],
@@ -397,17 +408,17 @@ def test_leave_one_out_test_set_trains_checkpoints_and_resumes(tmp_path):
                      finetune_epochs=1, pretrain_maxiter=2,
                      finetune_maxiter=2)
   quiet = lambda _: None
-  whole = experiment.fit(config, data, 0, log=quiet)
+  whole = runs.evaluated_run(config, data, 0, log=quiet).to_dict()
   assert all(np.isnan(h["metrics"]["test_ndcg"]) for h in whole["history"])
   assert whole["best"]["ndcg"] is None and whole["best"]["ndcg_epoch"] is None
   assert whole["best"]["rmse"] == min(h["metrics"]["test_rmse"]
                                       for h in whole["history"]
                                       if h["phase"] == "finetune")
   ckpt = str(tmp_path / "ckpt")
-  experiment.fit(config, data, 0, log=quiet, checkpoint_dir=ckpt,
-                 stop_after=2)
-  resumed = experiment.fit(config, data, 0, log=quiet, checkpoint_dir=ckpt,
-                           resume=True)
+  runs.evaluated_run(config, data, 0, log=quiet, checkpoint_dir=ckpt,
+                     stop_after=2).to_dict()
+  resumed = runs.evaluated_run(config, data, 0, log=quiet, checkpoint_dir=ckpt,
+                               resume=True).to_dict()
   assert [h["loss"] for h in resumed["history"]] == [
       h["loss"] for h in whole["history"]]
   assert resumed["best"] == whole["best"]

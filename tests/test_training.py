@@ -10,6 +10,7 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
+from glocal_jax import epochs
 from glocal_jax import optim
 from glocal_jax import sharding
 from glocal_jax import training
@@ -168,11 +169,11 @@ def test_pretraining_and_finetuning_lower_loss_and_rmse():
   data = gdata.synthetic(60, 40, density=0.4, rank=3, seed=0)
   config = gj.GLocalKConfig(**SMALL)
   key = jax.random.PRNGKey(0)
-  params0 = training.init_params(config, key, *data.shape)
+  params0 = training.initial_params(config, key, data.shape)
   prepared = gj.prepare(config, data.train)
   train_rmse = lambda p, phase: float(gj.rmse(gj.predict(
-      config, p, prepared, data.train.items, data.train.users, phase),
-                                               data.train))
+      config, p, prepared, phase, users=data.train.users,
+      items=data.train.items), data.train))
   rmse0 = train_rmse(params0, "pretrain")
   dense = data.train.to_dense()
   loss0 = float(gj.pretrain_loss(params0["autoencoder"], dense, dense > 0,
@@ -207,7 +208,7 @@ def test_train_resumes_from_any_epoch_exactly():
 def test_non_finite_loss_stops_with_phase_and_epoch():
   data = gdata.synthetic(20, 10, density=0.5, seed=2)
   config = gj.GLocalKConfig(**{**SMALL, "pretrain_epochs": 1})
-  params = training.init_params(config, jax.random.PRNGKey(0), *data.shape)
+  params = training.initial_params(config, jax.random.PRNGKey(0), data.shape)
   params["autoencoder"][0]["w"] = params["autoencoder"][0]["w"].at[0, 0].set(
       jnp.nan)
   with pytest.raises(gj.NonFiniteError, match="pretrain epoch 1"):
@@ -229,7 +230,7 @@ def test_later_phases_compile_ahead_once_and_train_the_same():
 
     def __init__(self, phase):
       base = optim.lbfgsb_epoch("optax", getattr(
-          training, f"{phase}_loss_fn")(config), 5, config.history_size)
+          epochs, f"{phase}_loss_fn")(config), 5, config.history_size)
       self.phase = phase
       self.jitted = jax.jit(lambda p, d, s: base(p, d, start=s))
 
@@ -237,7 +238,7 @@ def test_later_phases_compile_ahead_once_and_train_the_same():
       log.append(f"lower {self.phase}")
       return self.jitted.lower(*args)
 
-  fns = {p: training.CompiledEpoch(Logged(p)) for p in training.PHASES}
+  fns = {p: epochs.CompiledEpoch(Logged(p)) for p in training.PHASES}
   callback = lambda record, _: log.append(f"{record.phase} {record.epoch}")
   key = jax.random.PRNGKey(0)
   result = gj.train(config, data.train, key, epoch_fns=fns, callback=callback)
@@ -253,7 +254,7 @@ def test_later_phases_compile_ahead_once_and_train_the_same():
     np.testing.assert_array_equal(a, b)
   # A call that stops before fine-tuning compiles none of it.
   log.clear()
-  fns = {p: training.CompiledEpoch(Logged(p)) for p in training.PHASES}
+  fns = {p: epochs.CompiledEpoch(Logged(p)) for p in training.PHASES}
   gj.train(config, data.train, key, epoch_fns=fns, max_epochs=2)
   assert log == ["lower pretrain"]
 

@@ -15,7 +15,7 @@ from test_data import write_ml_1m
 
 import glocal_jax as gj
 from glocal_jax import data as gdata
-from glocal_jax import experiment
+from glocal_jax import runs
 from glocal_jax import tuning
 
 from scripts import run_script
@@ -80,7 +80,7 @@ def test_search_never_reads_the_test_set():
   best = int(np.argmin([r["valid_rmse"] for r in rows]))
   assert found[0]["chosen"]["index"] == best
   chosen = gj.GLocalKConfig(**found[0]["chosen"]["config"])
-  run = experiment.fit(chosen, data, 0, log=lambda _: None)
+  run = runs.evaluated_run(chosen, data, 0, log=lambda _: None).to_dict()
   np.testing.assert_allclose(run["history"][-1]["metrics"]["valid_rmse"],
                              rows[best]["valid_rmse"], rtol=1e-5)
   with pytest.raises(ValueError, match="validation split"):
@@ -214,12 +214,12 @@ def test_configurations_as_one_program_equal_separate_runs():
   base = gj.preset("ml-100k", **TINY)
   configs = [base.replace(lambda_2=5.0), base.replace(lambda_2=40.0),
              base.replace(lambda_s=0.05, dot_scale=2.0)]
-  alone = [experiment.fit(config, data, 3, log=lambda _: None)
+  alone = [runs.evaluated_run(config, data, 3, log=lambda _: None).to_dict()
            for config in configs]
   curve = lambda r: [h["metrics"]["valid_rmse"] for h in r["history"]]
   for batching in ("map", "vmap"):
-    together = experiment.fit_configs(configs, data, 3, log=lambda _: None,
-                                      seed_batching=batching)
+    together = runs.fit_configs(configs, data, 3, log=lambda _: None,
+                                seed_batching=batching).to_dict()
     for config, run, own in zip(configs, together["runs"], alone):
       np.testing.assert_allclose(curve(run), curve(own), rtol=2e-4)
       assert run["selected"]["epoch"] == own["selected"]["epoch"]
@@ -227,7 +227,7 @@ def test_configurations_as_one_program_equal_separate_runs():
   # The curves differ between configurations: each trained with its own.
   assert curve(alone[0])[-1] != curve(alone[1])[-1]
   with pytest.raises(ValueError, match="also differ in \\['hidden'\\]"):
-    experiment.fit_configs([base, base.replace(hidden=(4, 4))], data, 0)
+    runs.fit_configs([base, base.replace(hidden=(4, 4))], data, 0).to_dict()
 
 
 def test_groups_share_everything_but_the_scalars():
