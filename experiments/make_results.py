@@ -34,7 +34,7 @@ import reporting
 flags.DEFINE_string("results_dir", "results", "Folder of result JSON files.")
 flags.DEFINE_string("output", "RESULTS.md", "Markdown file to write.")
 flags.DEFINE_list("docs", ["docs/scaling.md", "docs/optimizer.md",
-                           "docs/data.md",
+                           "docs/data.md", "docs/research.md",
                            "README.md"],
                   "Files whose <!-- results:NAME --> sections are rendered.")
 FLAGS = flags.FLAGS
@@ -235,6 +235,12 @@ def suite_section(out):
              row.get("ndcg_mean"), f"{row.get('seconds', 0):.1f}",
              machine(row, r)]
             for row in r.rows]
+    # An ensemble's rows: its members' own RMSE beside it.
+    members = [k for k in ("items_rmse_mean", "users_rmse_mean")
+               if any(k in row for row in r.rows)]
+    cols[6:6] = members
+    for row, cells in zip(r.rows, rows, strict=True):
+      cells[6:6] = [rating(row.get(k)) for k in members]
     published = [[dataset, model, rating(value),
                   "yes" if side else "no", source]
                  for dataset, entries in r.data.get("published", {}).items()
@@ -255,7 +261,7 @@ def suite_section(out):
 GLANCE = ("ml-100k", "ml-100k-folds", "douban", "flixster", "yahoo_music",
           "ml-1m")
 GLANCE_FILES = ("suite_*.json", "table1_*_cpu.json")
-GLANCE_MODELS = ("glocal-k", "sparsefc", "i-autorec")
+GLANCE_MODELS = ("glocal-k", "sparsefc", "i-autorec") + cli.ENSEMBLES
 
 
 def _glance_row(entry, shown, found, mean, published):
@@ -666,12 +672,19 @@ def render_docs(path: str, report: Report) -> None:
   with open(path) as f:
     text = f.read()
 
+  # The rendered image links are relative to the repository's root; a file
+  # in a folder of its own reaches them from there.
+  up = os.path.relpath(ROOT, os.path.dirname(os.path.abspath(path)))
+  relink = lambda line: (line if up == "." else
+                         line.replace("](results/", f"]({up}/results/"))
+
   def fill(match):
     name = match.group(1)
     if name not in report.rendered:
       raise SystemExit(f"{path}: no result file {name}.json under "
                        f"{report.results_dir} for its section")
-    return (f"<!-- results:{name} -->\n" + "\n".join(report.rendered[name])
+    return (f"<!-- results:{name} -->\n"
+            + "\n".join(map(relink, report.rendered[name]))
             + f"\n<!-- /results:{name} -->")
 
   new = re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", fill,

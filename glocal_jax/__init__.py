@@ -57,6 +57,8 @@ from glocal_jax.kernels import item_average_pooling
 from glocal_jax.kernels import kernelised_weight
 from glocal_jax.kernels import local_kernel
 from glocal_jax.kernels import pooling_fn
+from glocal_jax.matrix import predict
+from glocal_jax.matrix import prepare
 from glocal_jax.metrics import evaluate
 from glocal_jax.metrics import mae
 from glocal_jax.metrics import ndcg
@@ -92,8 +94,6 @@ from glocal_jax.trained import load_model
 from glocal_jax.training import EpochRecord
 from glocal_jax.training import NonFiniteError
 from glocal_jax.training import TrainResult
-from glocal_jax.training import predict
-from glocal_jax.training import prepare
 from glocal_jax.training import train
 
 __version__ = "0.1.0"

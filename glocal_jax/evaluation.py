@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import baselines
+from glocal_jax import matrix
 from glocal_jax import metrics
 from glocal_jax import representations
-from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data.container import MODEL_SCALE
 from glocal_jax.data.container import RatingData
@@ -42,7 +42,7 @@ def training_data(config: GLocalKConfig, train: Ratings, scale: RatingScale,
   it: mapped onto the model's 1..5 (:meth:`RatingScale.to_model`) and
   prepared for its orientation and plan (:func:`glocal_jax.prepare`, which
   takes ``options``: ``copies``, ``mesh``, ``memory_bytes``)."""
-  return training.prepare(config, scale.to_model_ratings(train), **options)
+  return matrix.prepare(config, scale.to_model_ratings(train), **options)
 
 
 class Forward(NamedTuple):
@@ -56,8 +56,8 @@ class Forward(NamedTuple):
 
   @classmethod
   def of(cls, config: GLocalKConfig, phase: str) -> "Forward":
-    if phase not in training.PHASES:
-      raise ValueError(f"phase must be one of {training.PHASES}, got "
+    if phase not in matrix.PHASES:
+      raise ValueError(f"phase must be one of {matrix.PHASES}, got "
                        f"{phase!r}.")
     return cls(phase == "finetune", config.orientation, config.aggregation,
                config.local_kernel_fn, config.pooling_fn)
@@ -80,7 +80,7 @@ def rating_predictions(predictions: jax.Array, train: Ratings,
 def _ratings_at(params, data: TrainingData, train: Ratings, items, users,
                 dot_scale, forward: Forward, scale: RatingScale,
                 cold_fallback: bool) -> jax.Array:
-  rows, cols = training.model_cells(forward.orientation, items, users)
+  rows, cols = matrix.model_cells(forward.orientation, items, users)
   pred = representations.predictions_at(
       params, data, rows, cols, forward.finetuned, dot_scale,
       forward.aggregation, forward.local_kernel, forward.pooling)
@@ -101,7 +101,7 @@ def predict_ratings(config: GLocalKConfig, params, data: TrainingData,
   """``(k,)`` ratings of ``users[i]`` for ``items[i]`` (indices of the items
   x users matrix) after ``phase``: :func:`rating_predictions` of the model's
   output. ``data``: :func:`training_data` of ``train``. One compiled call."""
-  training.check_orientation(config, data)
+  matrix.check_orientation(config, data)
   return _predict(params, data, train, jnp.asarray(items),
                   jnp.asarray(users), config.dot_scale,
                   Forward.of(config, phase), scale, cold_fallback)
@@ -180,7 +180,7 @@ def split_metrics(config: GLocalKConfig, params, data: TrainingData,
   splits = {"test": ratings.test}
   if ratings.valid is not None:
     splits["valid"] = ratings.valid
-  stacked = training.is_stacked(params)
+  stacked = matrix.is_stacked(params)
   out = jax.device_get(_split_metrics(
       params, data, ratings.train, jax.device_put(splits),
       config.dot_scale if dot_scale is None else dot_scale,

@@ -112,12 +112,17 @@ def pooling_fn(pooling: str | PoolingFn) -> PoolingFn:
     >>> top(jnp.array([[1.0, 3.0], [2.0, 0.0]])).tolist()
     [3.0, 2.0]
   """
-  if callable(pooling):
-    return pooling
-  if pooling not in POOLINGS:
-    raise ValueError(f"pooling must be one of {tuple(POOLINGS)} or a "
-                     f"function, got {pooling!r}.")
-  return POOLINGS[pooling]
+  return _named(pooling, POOLINGS, "pooling")
+
+
+def _named(value: Any, named: dict[str, Callable], what: str) -> Callable:
+  """``named[value]``, or ``value`` itself when it is a function."""
+  if callable(value):
+    return value
+  if value not in named:
+    raise ValueError(f"{what} must be one of {tuple(named)} or a function, "
+                     f"got {value!r}.")
+  return named[value]
 
 
 def weighted_aggregation(pooled: jax.Array, kernel_bank: jax.Array,
@@ -143,12 +148,7 @@ AGGREGATIONS: dict[str, AggregationFn] = {"weighted": weighted_aggregation,
 def aggregation_fn(aggregation: str | AggregationFn) -> AggregationFn:
   """The function of a named aggregation (:data:`AGGREGATIONS`), or
   ``aggregation`` itself when it is one."""
-  if callable(aggregation):
-    return aggregation
-  if aggregation not in AGGREGATIONS:
-    raise ValueError(f"aggregation must be one of {tuple(AGGREGATIONS)} or "
-                     f"a function, got {aggregation!r}.")
-  return AGGREGATIONS[aggregation]
+  return _named(aggregation, AGGREGATIONS, "aggregation")
 
 
 def uses_pooling(aggregation: str | AggregationFn) -> bool:

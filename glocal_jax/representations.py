@@ -94,7 +94,7 @@ class TrainingData:
     mesh: the device mesh of sharded data, or None (static).
     orientation: ``"items"``: the rows are the data's items; ``"users"``:
       the matrix is transposed, for a user-based model
-      (:func:`glocal_jax.training.prepare`; static).
+      (:func:`glocal_jax.matrix.prepare`; static).
   """
   ratings: Ratings
   dense: Optional[Any]

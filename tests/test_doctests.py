@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import os
 import pkgutil
 
 import pytest
@@ -31,3 +32,14 @@ def test_the_public_functions_have_examples():
              glocal_jax.from_triplets):
     assert "Examples:" in (fn.__doc__ or "") or ">>>" in (
         importlib.import_module(fn.__module__).__doc__ or ""), fn.__name__
+
+
+def test_the_research_page_runs():
+  """docs/research.md's examples (fit, save and load, a Gaussian kernel,
+  max pooling, a user-based model, early stopping, a bounded
+  factorisation, an ensemble) run as written."""
+  path = os.path.join(os.path.dirname(__file__), "..", "docs", "research.md")
+  result = doctest.testfile(path, module_relative=False,
+                            optionflags=doctest.ELLIPSIS
+                            | doctest.NORMALIZE_WHITESPACE, verbose=False)
+  assert result.attempted > 30 and result.failed == 0, result

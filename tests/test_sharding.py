@@ -128,8 +128,8 @@ epoch = epochs.make_epoch_fns(config)["finetune"]
 results = []
 for devices in (1, 4):
   mesh = sharding.device_mesh(devices) if devices > 1 else None
-  data = training.prepare(config.replace(representation="blocked",
-                                         block_size=4), ratings, mesh=mesh)
+  data = gj.prepare(config.replace(representation="blocked", block_size=4),
+                    ratings, mesh=mesh)
   new, stats = epoch(params, data,
                      optim.EpochStart.unknown(jnp.zeros(()), params))
   results.append((new, float(stats.loss)))

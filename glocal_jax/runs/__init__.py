@@ -5,17 +5,14 @@ checkpoints and resume, seeds and configurations trained together.
   protocols, checkpoints, resume), :func:`fit_seeds` (N seeds as one
   compiled program: mean, std and ensemble), :func:`fit_configs` (scalar
   hyper-parameters over a configuration axis), :func:`pretrain_snapshots`;
-  their typed results (:class:`RunResult`, :class:`SeedsResult`,
-  :class:`ConfigsResult`, with ``to_dict`` for the JSON files);
+* :mod:`glocal_jax.runs.results` -- their typed results
+  (:class:`RunResult`, :class:`SeedsResult`, :class:`ConfigsResult`, with
+  ``to_dict`` for the JSON files);
 * :mod:`glocal_jax.runs.state` -- a run's checkpoint: writing it every
   epoch, reading it back to resume exactly;
 * :mod:`glocal_jax.runs.progress` -- the epoch lines, the time left.
 """
 
-from glocal_jax.runs.drivers import ConfigsResult
-from glocal_jax.runs.drivers import ModelRun
-from glocal_jax.runs.drivers import RunResult
-from glocal_jax.runs.drivers import SeedsResult
 from glocal_jax.runs.drivers import evaluated_run
 from glocal_jax.runs.drivers import fit_configs
 from glocal_jax.runs.drivers import fit_seeds
@@ -24,4 +21,8 @@ from glocal_jax.runs.drivers import pretrain_snapshots
 from glocal_jax.runs.drivers import seed_keys
 from glocal_jax.runs.progress import device_info
 from glocal_jax.runs.progress import say
+from glocal_jax.runs.results import ConfigsResult
+from glocal_jax.runs.results import ModelRun
+from glocal_jax.runs.results import RunResult
+from glocal_jax.runs.results import SeedsResult
 from glocal_jax.runs.state import fingerprint
