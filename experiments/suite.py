@@ -10,7 +10,9 @@ folds a row of its own), ``douban``, ``flixster``, ``yahoo_music`` and
 ``ml-1m`` (skipped when ``DATA_ROOT/ml-1m/ratings.dat`` is absent). Every
 test set is evaluated whole (cold pairs by the fallback means, see
 glocal_jax.baselines.fallback_predictions). GLocal-K and SparseFC train with
-the data set's preset (or ``--config_json``). Writes DIR/suite.json (rows,
+the data set's preset (or ``--config_json``); ``glocal-k-items+users``
+averages each seed's item-based and user-based GLocal-K, each at its epoch
+selected on validation (``--protocols=validation``; experiments/rows.py). Writes DIR/suite.json (rows,
 the published numbers beside them with their sources, provenance),
 DIR/suite.csv and, with matplotlib, DIR/suite.png.
 """

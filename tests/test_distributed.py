@@ -9,8 +9,8 @@ The sharded losses and an L-BFGS epoch equal one device's for each
 representation in tests/test_sharding.py. Processes of their own: JAX fixes its devices, and joins
 ``jax.distributed``, once per process. All of them share the test run's
 compilation cache (conftest), so a program compiled by one test's
-processes serves the next (the killed pair and its resumption run the
-sparse pair's programs).
+processes serves the next (the killed pair's resumption runs the programs
+its first start compiled).
 """
 
 import json
@@ -77,7 +77,8 @@ def metrics(folder):
   return json.load(open(os.path.join(folder, "metrics.json")))
 
 
-@pytest.mark.parametrize("representation", ["dense", "blocked", "sparse"])
+# Sparse: the killed pair below, resumed, against one device.
+@pytest.mark.parametrize("representation", ["dense", "blocked"])
 def test_two_processes_equal_one(tmp_path, representation):
   args = [*TINY, "--pretrain_epochs=2", "--finetune_epochs=2",
           f"--representation={representation}", "--block_size=4"]
@@ -117,9 +118,13 @@ def test_a_killed_process_stops_the_other_and_the_pair_resumes(tmp_path):
   one_device([*TINY, "--pretrain_epochs=8", "--finetune_epochs=2",
               "--representation=sparse", f"--output_dir={tmp_path / 'one'}"])
   resumed, one = metrics(tmp_path / "run"), metrics(tmp_path / "one")
-  assert resumed["complete"]
+  assert resumed["complete"] and resumed["devices"] == 4
   assert len(resumed["history"]) == len(one["history"]) == 10
-  assert abs(resumed["final"]["rmse"] - one["final"]["rmse"]) < 1e-4
+  for block in ("final", "best"):
+    assert abs(resumed[block]["rmse"] - one[block]["rmse"]) < 1e-4, block
+  # Process 0 wrote the results, once (history.png with matplotlib).
+  assert set(os.listdir(tmp_path / "run")) - {"history.png"} == {
+      "checkpoint", "history.csv", "metrics.json"}
 
 
 def test_benchmark_two_processes_equal_one_device(tmp_path):
