@@ -103,6 +103,8 @@ class CompiledEpoch:
         compiled, concurrent.futures.Future):
       return 0.0
     tic = time.perf_counter()
+    if compiled is not None and compiled.cancelled():
+      compiled = None  # its train call ended before the compilation began
     self._compiled[key] = (self._fn.lower(*args).compile() if compiled is None
                            else compiled.result())
     return time.perf_counter() - tic
@@ -112,7 +114,9 @@ class CompiledEpoch:
     """Lowers for ``args``' shapes here and compiles on ``executor``, unless
     compiled already; a later call with such arguments waits for it."""
     key = self._signature(*args)
-    if key not in self._compiled:
+    known = self._compiled.get(key)
+    if known is None or (isinstance(known, concurrent.futures.Future)
+                         and known.cancelled()):
       self._compiled[key] = executor.submit(self._fn.lower(*args).compile)
 
   def conform(self, *args) -> tuple:

@@ -1,6 +1,8 @@
 """L-BFGS-B drivers and the training schedule on small problems."""
 
+import concurrent.futures
 import functools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -306,3 +308,18 @@ def test_epoch_memory_holds_only_the_pairs_an_epoch_makes():
   assert int(stats.iterations) == maxiter
   assert float(stats.loss) < float(rosenbrock(params)) / 10
   np.testing.assert_allclose(ours["x"], reference["x"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_compilation_cancelled_ahead_is_done_when_needed():
+  """A train call that stops (a callback, max_epochs) before a later
+  phase's compilation began cancels it; the same compiled epochs used again
+  compile that phase when it is needed instead of failing."""
+  fn = epochs.CompiledEpoch(jax.jit(lambda x: x + 1))
+  busy = concurrent.futures.ThreadPoolExecutor(1)
+  release = threading.Event()
+  busy.submit(release.wait)  # the one worker is taken
+  fn.compile_ahead(busy, jnp.zeros(3))
+  busy.shutdown(wait=False, cancel_futures=True)
+  release.set()
+  assert fn.compile(jnp.zeros(3)) > 0
+  np.testing.assert_array_equal(fn(jnp.zeros(3)), np.ones(3))
