@@ -171,9 +171,10 @@ def define_data_flags(multi: bool = False) -> None:
                       "columns.")
     flags.DEFINE_list("columns", ["0", "1", "2"], "--dataset=file: 0-based "
                       "fields of the user id, the item id and the rating.")
-    flags.DEFINE_enum("duplicates", "error", ["error", "last"],
-                      "--dataset=file: a pair rated twice is an error, or "
-                      "the last rating is kept.")
+    flags.DEFINE_enum("duplicates", "last", ["last", "error"],
+                      "--dataset=file: of a pair rated more than once, the "
+                      "last rating is kept (counted in a warning), or the "
+                      "file is refused.")
     flags.DEFINE_enum("cold_users", "keep", list(gdata.COLD_USERS),
                       "--dataset=file: test ratings by users without a "
                       "training rating are kept (the full test set; "

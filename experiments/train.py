@@ -23,6 +23,7 @@ checkpoints; --resume reads them in every process (docs/scaling.md).
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -49,9 +50,12 @@ flags.DEFINE_string("output_dir", None, "Where metrics.json (and, by "
 flags.DEFINE_integer("seed", 0, "Seed of the parameter initialisation.")
 flags.DEFINE_bool("pretrain_only", False,
                   "Pre-train only (SparseFC): no fine-tuning epochs.")
-flags.DEFINE_float("validation_fraction", 0.0,
-                   "Share of training ratings held out for model selection "
-                   "(honest protocol); 0 disables it.")
+flags.DEFINE_float("validation_fraction", 0.05,
+                   "Share of training ratings held out to select the epoch "
+                   "(the honest protocol, across both phases; the test set "
+                   "is only reported); 0 trains on every training rating "
+                   "and keeps the last epoch (the paper's protocol, best "
+                   "epoch on test, is still reported).")
 flags.DEFINE_integer("validation_seed", 0, "Seed of the validation split.")
 flags.DEFINE_string("checkpoint_dir", None,
                     "Write a checkpoint here after every epoch (default: "
@@ -93,17 +97,21 @@ def check_existing(output_dir: str, ckpt_dir: str | None) -> None:
 
 
 def result_table(result: dict) -> list[str]:
-  """The end of a run in a few lines: the honest protocol first when there
-  is a validation split, then the paper's and the last epoch."""
-  valid = {(h["phase"], h["epoch"]): h["metrics"].get("valid_rmse")
-           for h in result["history"]}
+  """The end of a run in a few lines, each of one epoch: the honest
+  protocol first when there is a validation split, then the paper's (the
+  epoch of best test RMSE) and the last epoch."""
+  by_epoch = {(h["phase"], h["epoch"]): h["metrics"]
+              for h in result["history"]}
+  valid = {at: m.get("valid_rmse") for at, m in by_epoch.items()}
+  test = lambda at: {k: by_epoch[at].get(f"test_{k}")
+                     for k in ("rmse", "mae", "ndcg")}
   rows = []
   if "selected" in result:
     s = result["selected"]
     rows.append(("selected on validation", (s["phase"], s["epoch"]), s))
   if "best" in result and result["best"]["rmse"] is not None:
-    b, phase = result["best"], result["phase"]
-    rows.append(("best on test (paper)", (phase, b["rmse_epoch"]), b))
+    at = (result["phase"], result["best"]["rmse_epoch"])
+    rows.append(("best on test (paper)", at, test(at)))
   if "final" in result:
     f = result["final"]
     rows.append(("last epoch", (result["phase"], f["epoch"]), f))
@@ -163,17 +171,32 @@ def main(argv):
     cli.fail("--validation_fraction must be in [0, 1), got "
              f"{FLAGS.validation_fraction}")
   cli.init_distributed()
-  if not cli.is_writer():  # process 0 writes; the others only read
-    check_existing(FLAGS.output_dir, checkpoint_dir())
-    run()
-    return
-  cli.check_output_dir(FLAGS.output_dir)
-  if checkpoint_dir():
-    cli.check_output_dir(checkpoint_dir())
-  with cli.output_lock(FLAGS.output_dir):
-    # Under the lock, so that no other run can finish in between.
-    check_existing(FLAGS.output_dir, checkpoint_dir())
-    run()
+  # A scheduler's or timeout's SIGTERM stops the run as Ctrl-C does: what
+  # finished is written, the lock released, resuming said.
+  previous = signal.signal(signal.SIGTERM, _terminated)
+  try:
+    if not cli.is_writer():  # process 0 writes; the others only read
+      check_existing(FLAGS.output_dir, checkpoint_dir())
+      run()
+      return
+    cli.check_output_dir(FLAGS.output_dir)
+    if checkpoint_dir():
+      cli.check_output_dir(checkpoint_dir())
+    with cli.output_lock(FLAGS.output_dir):
+      # Under the lock, so that no other run can finish in between.
+      check_existing(FLAGS.output_dir, checkpoint_dir())
+      run()
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised where the run is, as SIGINT raises KeyboardInterrupt."""
+
+
+def _terminated(signum, frame):
+  del signum, frame
+  raise Terminated()
 
 
 def run():
@@ -209,12 +232,18 @@ def run():
     cli.fail(f"{e} " + (f"The last good checkpoint is kept in "
                         f"{checkpoint_dir()}." if kept else
                         "No epoch finished, so no checkpoint was written."))
-  except KeyboardInterrupt:
-    resume = (f"; the checkpoint of the last finished epoch is in "
-              f"{checkpoint_dir()}: rerun with --resume to continue"
-              if checkpoint_dir() else "")
-    print(f"interrupted{resume}", file=sys.stderr)
-    sys.exit(130)
+  except KeyboardInterrupt as e:
+    how = "terminated (SIGTERM)" if isinstance(e, Terminated) else (
+        "interrupted")
+    if checkpoint_dir() and checkpoint.exists(checkpoint_dir()):
+      said = (f"; the checkpoint of the last finished epoch is in "
+              f"{checkpoint_dir()}: rerun with --resume to continue")
+    else:
+      said = ("; no epoch had finished, so there is no checkpoint to "
+              "resume from" + ("" if checkpoint_dir() else
+                               " (--checkpoint_dir=none)"))
+    print(f"{how}{said}", file=sys.stderr)
+    sys.exit(143 if isinstance(e, Terminated) else 130)
   except ValueError as e:
     cli.fail(str(e))
   if cli.is_writer():

@@ -135,11 +135,11 @@ def diagnose(summary: Optional[Summary], history: Sequence[EpochRecord],
     checked.add(("selected", selected["phase"], selected["epoch"]))
   for what, phase, epoch in sorted(checked):
     entry = next(h for h in history if (h.phase, h.epoch) == (phase, epoch))
-    # On the test ratings, or the validation ones where there are no test
-    # ratings (a run on every rating); no finding with neither.
-    spread = _metric(entry, "test_spread")
-    if spread is None:
-      spread = _metric(entry, "valid_spread")
+    # On the test ratings, else the validation ones (a run on every
+    # rating), else the training ones (neither split).
+    spread = next((s for s in (_metric(entry, f"{split}_spread")
+                               for split in ("test", "valid", "train"))
+                   if s is not None), None)
     if spread is not None and spread < COLLAPSE_SPREAD * (
         scale.high - scale.low):
       found.append(

@@ -140,6 +140,14 @@ def _split_metrics(params, data: TrainingData, train: Ratings, splits: dict,
   # One dot_scale per stacked model (a configuration axis), or one for all.
   scale_axis = 0 if stacked and jnp.ndim(dot_scale) == 1 else None
   models, ensemble = {}, {}
+  spread = lambda p, s: metrics.item_spread(_ratings_at(
+      p, data, train, train.items, train.users, s, forward, scale,
+      cold_fallback), train)
+  if stacked:
+    models["train_spread"] = jax.vmap(spread, in_axes=(0, scale_axis))(
+        params, dot_scale)
+  else:
+    models["train_spread"] = spread(params, dot_scale)
   for split, targets in splits.items():
     predict = lambda p, s, t=targets: _ratings_at(
         p, data, train, t.items, t.users, s, forward, scale, cold_fallback)
@@ -160,7 +168,10 @@ def split_metrics(config: GLocalKConfig, params, data: TrainingData,
                   dot_scale: Any = None) -> dict:
   """The test (and validation, if any) metrics of ``params`` after
   ``phase``: ``{"test_rmse", "test_mae", "test_ndcg", "test_spread",
-  "valid_...": ...}`` as floats.
+  "valid_...": ..., "train_spread"}`` as floats; ``train_spread`` is the
+  item spread (:func:`~glocal_jax.metrics.item_spread`) of the predictions
+  at the training ratings, which tells a collapsed model without a test or
+  validation split.
 
   Parameters stacked over models (seeds, configurations) give
   ``{"models": {name: [one per model]}, "ensemble": {name: value}}``, the

@@ -23,6 +23,7 @@ from glocal_jax import evaluation
 from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
 from glocal_jax.data.container import RatingData
+from glocal_jax.data.splits import split_validation
 from glocal_jax.optim import EpochStart
 from glocal_jax.representations import TrainingData
 from glocal_jax.trained import TrainedModel
@@ -84,6 +85,7 @@ def train_evaluated(config: GLocalKConfig, data: RatingData,
 def fit(config: GLocalKConfig, data: RatingData,
         key: Optional[jax.Array] = None, *,
         callback: Optional[Callback] = None, select: str = "valid",
+        validation_fraction: float = 0.05, validation_seed: int = 0,
         cold_fallback: bool = True, prepared: Optional[TrainingData] = None,
         mesh: Optional[jax.sharding.Mesh] = None,
         epoch_fns: Optional[dict] = None, max_epochs: Optional[int] = None,
@@ -99,9 +101,9 @@ def fit(config: GLocalKConfig, data: RatingData,
   Args:
     config: the model and its schedule; every piece of the model (local
       kernel, pooling, aggregation) is replaced through it.
-    data: the data set (:mod:`glocal_jax.data`'s loaders; a validation
-      split, e.g. :func:`glocal_jax.data.split_validation`, selects the
-      epoch).
+    data: the data set (:mod:`glocal_jax.data`'s loaders). Its validation
+      split selects the epoch; without one, ``validation_fraction`` of the
+      training ratings is held out for it.
     key: PRNG key of the initialisation (unused with ``resume``).
     callback: ``callback(record, params) -> bool | None`` after every
       epoch, the record's ``metrics`` filled (``valid_rmse``, ``test_rmse``
@@ -109,8 +111,13 @@ def fit(config: GLocalKConfig, data: RatingData,
       stopping).
     select: ``"valid"`` (the default): the model of the epoch of least
       validation RMSE among the epochs of both phases (a pre-training epoch
-      can win), when ``data`` has a validation split, else the last;
+      can win), when there is a validation split, else the last;
       ``"last"``: the last epoch's.
+    validation_fraction: the share of the training ratings held out as a
+      validation split (:func:`glocal_jax.data.split_validation`, seeded by
+      ``validation_seed``) when ``data`` has none: the honest protocol by
+      default; 0 trains on every training rating and keeps the last epoch
+      (the test set is only ever reported, never selected on).
     cold_fallback: predict the cells of users or items without a training
       rating by the mean predictors (False: by the model, as the authors'
       code).
@@ -152,6 +159,13 @@ def fit(config: GLocalKConfig, data: RatingData,
   if data.train.count() == 0:
     raise ValueError(f"{data.name} has no training ratings: nothing to "
                      "train on.")
+  if data.valid is None and validation_fraction > 0:
+    if prepared is not None:
+      raise ValueError("prepared training data and a validation split "
+                       "carved here disagree: split the data first "
+                       "(glocal_jax.data.split_validation) or pass "
+                       "validation_fraction=0.")
+    data = split_validation(data, validation_fraction, validation_seed)
   if prepared is None:
     prepared = evaluation.training_data(config, data.train, data.scale,
                                         mesh=mesh)

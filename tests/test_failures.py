@@ -185,11 +185,20 @@ def test_a_held_or_finished_output_folder_is_refused(tmp_path):
       first.stdout)
   table = first.stdout[first.stdout.index("epoch         test RMSE") - 25:
                        ].splitlines()
-  assert table[1].startswith("best on test (paper)")
-  assert table[2].startswith("last epoch") and "finetune 2" in table[2]
+  # The honest protocol by default, first; every row is one epoch's.
+  assert table[1].startswith("selected on validation")
+  assert table[2].startswith("best on test (paper)")
+  assert table[3].startswith("last epoch") and "finetune 2" in table[3]
   with open(out / "history.csv") as f:
     rows = list(csv.DictReader(f))
   history = json.load(open(out / "metrics.json"))["history"]
+  for line in table[1:4]:
+    phase, epoch, *values = line[24:].split()
+    metrics = next(h["metrics"] for h in history
+                   if (h["phase"], h["epoch"]) == (phase, int(epoch)))
+    assert [float(v) for v in values] == pytest.approx(
+        [metrics[k] for k in ("test_rmse", "test_mae", "test_ndcg",
+                              "valid_rmse")], abs=5e-5)
   assert [(r["phase"], int(r["epoch"])) for r in rows] == [
       (h["phase"], h["epoch"]) for h in history]
   assert float(rows[-1]["test_rmse"]) == pytest.approx(

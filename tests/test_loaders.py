@@ -1,7 +1,10 @@
 """The large public releases and the user's own files, on small files
 written here in each exact format, against a plain Python reading."""
 
+import bz2
+import gzip
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -192,20 +195,24 @@ def test_ratings_outside_a_declared_scale(tmp_path):
     gdata.load_ratings_file(str(tmp_path / "r.csv"), scale=gdata.STARS)
 
 
-def test_duplicates_rejected_or_last_kept(tmp_path):
+def test_duplicates_last_kept_by_default_or_rejected(tmp_path):
+  """A real file's pair rated twice keeps its last rating by default, with
+  a note that counts them and names the strict check."""
   write(tmp_path / "r.csv", ["1,2,3", "1,3,4", "1,2,5", "2,2,1", "2,3,2"])
   with pytest.raises(gdata.DataFormatError,
                      match=r"line 3: duplicate rating of item 2 by user 1 "
                      r"\(first at line 1\)"):
-    gdata.load_ratings_file(str(tmp_path / "r.csv"))
-  data = gdata.load_ratings_file(str(tmp_path / "r.csv"), duplicates="last",
+    gdata.load_ratings_file(str(tmp_path / "r.csv"), duplicates="error")
+  data = gdata.load_ratings_file(str(tmp_path / "r.csv"),
                                  test_fraction=0.5, seed=0, cold_users="keep")
   assert data.train.count() + data.test.count() == 4
   everything = {(int(data.item_ids[i]), int(data.user_ids[u])): v
                 for part in (data.train, data.test)
                 for i, u, v in zip(part.items, part.users, part.values)}
   assert everything[(2, 1)] == 5  # the last one
-  assert any("1 duplicate rating(s) dropped" in n for n in data.notes)
+  assert any("1 pair(s) rated more than once (first: item 2 by user 1, "
+             "line 3); the last rating of each is kept (duplicates='error'"
+             in n for n in data.notes), data.notes
 
 
 def test_test_file_sharing_nothing_with_training(tmp_path):
@@ -302,3 +309,42 @@ def test_blocks_of_lines_read_as_the_whole_file(tmp_path, monkeypatch):
   path.write_text("1,1,4\n2,2,3\n3,1,2\n" + "9" * 19 + ",3,5\n")
   with pytest.raises(parsing.ParseError, match="line 4: id '9999"):
     parsing.read_table(str(path))
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zip"])
+def test_compressed_files_read_as_their_content(tmp_path, kind):
+  lines = ["user,item,rating", "u1,i1,4", "u1,i2,3", "u2,i1,5", "u2,i2,2"]
+  text = ("\n".join(lines) + "\n").encode()
+  path = tmp_path / f"r.csv.{kind}"
+  if kind == "gz":
+    path.write_bytes(gzip.compress(text))
+  elif kind == "bz2":
+    path.write_bytes(bz2.compress(text))
+  else:
+    with zipfile.ZipFile(path, "w") as archive:
+      archive.writestr("ratings.csv", text)
+  plain = tmp_path / "r.csv"
+  plain.write_bytes(text)
+  read = lambda p: gdata.load_ratings_file(str(p), test_fraction=0.0)
+  a, b = read(path), read(plain)
+  np.testing.assert_array_equal(a.train.to_dense(), b.train.to_dense())
+  if kind == "zip":
+    with zipfile.ZipFile(path, "a") as archive:
+      archive.writestr("more.csv", text)
+    with pytest.raises(gdata.DataFormatError, match="zip archive of 2 files"):
+      read(path)
+
+
+def test_a_timestamp_taken_as_the_rating_is_refused(tmp_path):
+  """MovieLens lines user,item,rating,timestamp read with --columns=0,1,3:
+  the timestamps are no rating scale, and the message says what to do."""
+  rows = [f"{u},{i},{1 + (u + i) % 5},{874965758 + 97 * (7 * u + i)}"
+          for u in range(40) for i in range(30)]
+  write(tmp_path / "r.csv", rows)
+  with pytest.raises(gdata.DataFormatError,
+                     match=r"r.csv: field 4, taken as the rating, holds 303 "
+                     r"distinct values from 874965760 to .*--columns="
+                     r"USER,ITEM,RATING.*--rating_scale"):
+    gdata.load_ratings_file(str(tmp_path / "r.csv"), columns=(0, 1, 3))
+  assert gdata.load_ratings_file(str(tmp_path / "r.csv")).scale == (
+      gdata.STARS)

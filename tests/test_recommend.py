@@ -191,8 +191,33 @@ def test_ctrl_c_stops_train_with_a_message_and_resumes(tmp_path):
   assert proc.returncode == 130, err
   assert "Traceback" not in err
   assert f"{out / 'checkpoint'}: rerun with --resume to continue" in err
-  again = subprocess.run(args + ["--resume", "--stop_after=1"],
-                         capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
-  assert again.returncode == 0, again.stderr
-  assert "Resuming after pretrain epoch" in again.stdout
+  # Resumed, then stopped by a scheduler's SIGTERM, as by Ctrl-C: the same
+  # message, the lock released.
+  again = subprocess.Popen(args + ["--resume"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+  seen = []
+  for line in again.stdout:
+    seen.append(line)
+    if line.startswith("pretrain epoch "):
+      again.send_signal(signal.SIGTERM)
+      break
+  _, err = again.communicate(timeout=300)
+  assert any(s.startswith("Resuming after pretrain epoch") for s in seen)
+  assert again.returncode == 143, err
+  assert err.startswith("terminated (SIGTERM); the checkpoint of the last "
+                        "finished epoch is in"), err
+  assert not (out / ".lock").exists()
+  # Stopped while it compiles: no epoch, no checkpoint, and it says so.
+  fresh = [a for a in args if not a.startswith("--output_dir")] + [
+      f"--output_dir={tmp_path / 'fresh'}"]
+  early = subprocess.Popen(fresh, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+  for line in early.stdout:
+    if line.startswith("compiling each phase"):
+      early.send_signal(signal.SIGTERM)
+      break
+  _, err = early.communicate(timeout=300)
+  assert early.returncode == 143, err
+  assert "no epoch had finished, so there is no checkpoint" in err, err

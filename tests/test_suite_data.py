@@ -338,6 +338,19 @@ def test_a_collapsed_model_is_measured_and_named():
   found = diagnosis.diagnose(diagnosis.summarise(history), history, {},
                              data.scale)
   assert len(found) == 1 and "(pretrain epoch 1) has collapsed" in found[0]
+  # Trained on every rating (no test, no validation split): the spread at
+  # the training ratings tells it.
+  alone = dataclasses.replace(data, test=gj.ratings.take(
+      data.test.to_host(), np.zeros(0, np.int64)))
+  collapsed = evaluation.split_metrics(config, params, train_data, alone,
+                                       "pretrain")
+  assert np.isnan(collapsed["test_spread"])
+  assert collapsed["train_spread"] < 1e-6 < healthy["train_spread"]
+  history = [gj.EpochRecord("pretrain", 1, 0.0, 0, 0, 0.0,
+                            metrics=collapsed)]
+  found = diagnosis.diagnose(diagnosis.summarise(history), history, {},
+                             data.scale)
+  assert len(found) == 1 and "(pretrain epoch 1) has collapsed" in found[0]
 
 
 def test_user_based_orientation_is_the_transposed_model():

@@ -132,8 +132,11 @@ def check_raw(raw: RawRatings, scale: Optional[RatingScale],
   keep = np.ones(raw.values.size, bool)
   keep[order[same]] = False  # of each run of equal pairs, the last stays
   return raw.take(np.flatnonzero(keep)), [
-      f"{raw.path}: {same.size} duplicate rating(s) dropped, the last of "
-      "each kept."]
+      f"{raw.path}: {same.size} pair(s) rated more than once (first: item "
+      f"{show_id(raw.items[order[same[0]]])} by user "
+      f"{show_id(raw.users[order[same[0]]])}, line "
+      f"{raw.lines[order[same[0] + 1]]}); the last rating of each is kept "
+      "(duplicates='error', --duplicates=error, refuses such a file)."]
 
 
 def _by_cell_then_line(raw: RawRatings) -> np.ndarray:

@@ -305,7 +305,7 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
                       header: Optional[bool] = None,
                       columns: Sequence[int] = (0, 1, 2),
                       scale: Optional[RatingScale] = None,
-                      duplicates: str = "error", cold_users: str = "keep",
+                      duplicates: str = "last", cold_users: str = "keep",
                       overlap: str = "error", ids: str = "text",
                       name: str = "file",
                       cache_dir: Optional[str] = None) -> RatingData:
@@ -326,8 +326,9 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
       other fields are ignored.
     scale: the rating scale; None takes the range of the ratings, in steps
       of 1 or 0.5 when they all are.
-    duplicates: a ``(user, item)`` pair rated twice in a file: ``"error"``,
-      or ``"last"`` to keep the last (counted in the notes).
+    duplicates: a ``(user, item)`` pair rated twice in a file: ``"last"``
+      (the default: the last rating is kept, as a user's latest opinion; the
+      notes count such pairs) or ``"error"`` (refused, naming the lines).
     cold_users: test ratings by users with no training rating: ``"keep"``
       (the default: the full test set; such a rating is predicted by the
       fallback of :func:`glocal_jax.baselines.fallback_predictions`, the
@@ -391,6 +392,13 @@ def load_ratings_file(train_file: str, test_file: Optional[str] = None, *,
   return build(name, [train, test], scale, notes + more)
 
 
+# Beyond these, a rating column inferred from a file (no scale given) is a
+# timestamp or an id: the scales in use (1..5, 0.5..5, 1..10, YahooMusic's
+# 1..100) have at most a few hundred levels and end far below.
+MAX_INFERRED_RATING = 10_000
+MAX_INFERRED_LEVELS = 1_000
+
+
 def _file_scale(train: RawRatings, test: Optional[RawRatings],
                 field: int) -> RatingScale:
   """The scale of a rating file's values (:func:`scale_of`), refusing
@@ -406,8 +414,18 @@ def _file_scale(train: RawRatings, test: Optional[RawRatings],
           "below: add a constant to every rating first (the model maps "
           "any scale onto its own; RMSE and MAE are unchanged by the "
           "shift).")
-  scale = scale_of(train.values if test is None else
-                   np.concatenate([train.values, test.values]))
+  values = (train.values if test is None else
+            np.concatenate([train.values, test.values]))
+  scale = scale_of(values)
+  distinct = np.unique(values).size
+  if scale.high > MAX_INFERRED_RATING or distinct > MAX_INFERRED_LEVELS:
+    raise DataFormatError(
+        f"{train.path}: field {field + 1}, taken as the rating, holds "
+        f"{distinct} distinct values from {scale.low:.10g} to "
+        f"{scale.high:.10g}: "
+        "a timestamp or an id, not a rating scale. Name the rating's field "
+        "(--columns=USER,ITEM,RATING, 0-based), or, if these are ratings, "
+        "give their scale (--rating_scale=LOW,HIGH[,STEP]).")
   if scale.low == scale.high:
     raise DataFormatError(
         f"{train.path}: every rating is {scale.low:g}: there is nothing to "

@@ -8,13 +8,19 @@ seconds and memory of a few bytes per byte of the file (docs/data.md).
 
 Errors name the file and the line: a line with another number of fields, a
 non-numeric rating, an id too long for an integer, a file in UTF-16. A UTF-8
-byte-order mark is skipped; CRLF line ends and blank lines are accepted.
+byte-order mark is skipped; CRLF line ends and blank lines are accepted. A
+file compressed with gzip or bzip2, or a zip archive of one file, is read
+as its content (told by its first bytes, whatever its name).
 """
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
+import gzip
+import io
 from typing import Optional, Sequence
+import zipfile
 
 import numpy as np
 
@@ -42,6 +48,27 @@ class Table:
   lines: np.ndarray
   delimiter: str
   header: bool
+
+
+def _decompressed(data: bytes, path: str) -> bytes:
+  """``data`` itself, or the content of a gzip, bzip2 or one-member zip
+  file (told by its magic bytes)."""
+  try:
+    if data.startswith(b"\x1f\x8b"):
+      return gzip.decompress(data)
+    if data.startswith(b"BZh"):
+      return bz2.decompress(data)
+    if data.startswith(b"PK\x03\x04"):
+      with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+          raise ParseError(
+              f"{path}: a zip archive of {len(members)} files; ratings come "
+              "from one file: unzip it and name the file.")
+        return archive.read(members[0])
+  except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+    raise ParseError(f"{path}: a damaged compressed file ({e}).") from None
+  return data
 
 
 def _check_encoding(data: bytes, path: str) -> bytes:
@@ -102,7 +129,7 @@ def _read_lines(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
   one of blank lines is an error."""
   try:
     with open(path, "rb") as f:
-      data = _check_encoding(f.read(), path)
+      data = _check_encoding(_decompressed(f.read(), path), path)
   except IsADirectoryError:
     raise ParseError(f"{path} is a folder, not a ratings file.") from None
   except OSError as e:

@@ -128,17 +128,16 @@ def evaluated_run(config: GLocalKConfig, data: RatingData, seed: int, *,
     if saver is not None:
       saver.save(record, params, history, seconds_before + elapsed)
 
+  # The caller's data as it is: its validation split, if any, selects.
+  fit = lambda key: fitting.fit(
+      config, data, key, callback=on_epoch, validation_fraction=0.0,
+      cold_fallback=cold_fallback, prepared=prepared, epoch_fns=epoch_fns,
+      max_epochs=stop_after, resume=before.resume if before else None)
   if saver is not None:
     with saver:  # the next epoch runs while a checkpoint is written
-      model = fitting.fit(config, data, key, callback=on_epoch,
-                          cold_fallback=cold_fallback, prepared=prepared,
-                          epoch_fns=epoch_fns, max_epochs=stop_after,
-                          resume=before.resume if before else None)
+      model = fit(key)
   else:
-    model = fitting.fit(config, data, key, callback=on_epoch,
-                        cold_fallback=cold_fallback, prepared=prepared,
-                        epoch_fns=epoch_fns, max_epochs=stop_after,
-                        resume=before.resume if before else None)
+    model = fit(key)
   for warning in model.warnings:
     log(f"warning: {warning}")
   return RunResult(
