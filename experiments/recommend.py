@@ -45,7 +45,11 @@ def recommend(checkpoint_dir: str, user: str, k: int, epoch: str = "selected",
   TrainedModel.recommend raise."""
   model = gj.load_model(checkpoint_dir, epoch=epoch)
   if items_file:
-    model.item_titles = gdata.title_array(model.item_ids, items_file)
+    try:
+      model.item_titles = gdata.title_array(model.item_ids, items_file)
+    except OSError as e:  # not the checkpoint's FileNotFoundError below
+      raise ValueError(f"--items_file={items_file}: cannot read it "
+                       f"({e.strerror or e}).") from None
   lines = [f"warning: {problem}"
            for problem in [*model.damaged, *model.warnings]]
   top = model.recommend(user, k)

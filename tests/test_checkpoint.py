@@ -1,5 +1,6 @@
 """Checkpoints round-trip any pytree of arrays, or refuse at save time."""
 
+import dataclasses
 import typing
 
 import jax
@@ -9,6 +10,8 @@ import pytest
 
 import glocal_jax as gj
 from glocal_jax import checkpoint
+from glocal_jax import data as gdata
+from glocal_jax import runs
 
 
 def assert_same_tree(a, b):
@@ -73,3 +76,13 @@ def test_model_parameters_round_trip_exactly(tmp_path):
   params = gj.init_params(jax.random.PRNGKey(0), 5, 4, hidden=(3,))
   checkpoint.save(str(tmp_path), params, jax.random.PRNGKey(2), {})
   assert_same_tree(checkpoint.load(str(tmp_path)).params, params)
+
+
+def test_the_data_fingerprint_names_the_ids():
+  """Two files with the same matrix under other raw ids are other data: a
+  run resumed on one from the other's checkpoint is refused."""
+  data = gdata.synthetic(12, 9, density=0.5, seed=0)
+  renamed = dataclasses.replace(data, user_ids=data.user_ids + 100)
+  assert runs.fingerprint(data) != runs.fingerprint(renamed)
+  assert runs.fingerprint(data) == runs.fingerprint(
+      dataclasses.replace(data))

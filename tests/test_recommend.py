@@ -64,6 +64,12 @@ def test_recommend_skips_every_rated_item_and_names_unknown_users(trained):
   missing = script("recommend.py", f"--checkpoint_dir={out / 'nothing'}",
                    "--user=u_3")
   assert missing.returncode == 2 and "does not exist" in missing.stderr
+  titles = script("recommend.py", f"--checkpoint_dir={out}", "--user=u_3",
+                  f"--items_file={out / 'no_titles.csv'}")
+  assert titles.returncode == 2 and titles.stderr.startswith(
+      f"error: --items_file={out / 'no_titles.csv'}: cannot read it"), (
+          titles.stderr)
+  assert "Train with" not in titles.stderr
 
 
 def test_load_model_in_a_fresh_process_reproduces_the_runs_test_rmse(

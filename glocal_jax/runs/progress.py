@@ -56,7 +56,9 @@ def eta_seconds(history: Sequence[EpochRecord], config: GLocalKConfig,
   From the measured seconds per iteration of each phase (compilation
   excluded) plus the evaluation seconds per epoch, each from the later
   epochs where there are any (a phase's first epoch and the first
-  evaluation run cold: caches, the evaluation's own compilation); a phase
+  evaluation run cold: caches, the evaluation's own compilation, which
+  would count once per epoch left: after the first epoch the evaluation
+  is not counted yet); a phase
   not run yet is estimated from one that has, scaled by ``flop_ratio``
   (fine-tuning over pre-training FLOPs per evaluation,
   :mod:`glocal_jax.flops`).
@@ -76,8 +78,8 @@ def eta_seconds(history: Sequence[EpochRecord], config: GLocalKConfig,
   if "pretrain" not in rate:
     rate["pretrain"] = rate["finetune"] / flop_ratio
   rate.setdefault("finetune", rate["pretrain"] * flop_ratio)
-  evaluation = float(np.mean([h.evaluation_seconds
-                              for h in later(list(history))]))
+  evaluation = (float(np.mean([h.evaluation_seconds for h in history[1:]]))
+                if len(history) > 1 else 0.0)
   last = history[-1]
   left = training.schedule(config, (last.phase, last.epoch))
   return sum(rate[phase] * getattr(config, f"{phase}_maxiter") + evaluation
