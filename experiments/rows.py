@@ -154,7 +154,9 @@ def run_ensemble_row(data: gdata.RatingData, dataset: str, model: str,
   print(f"== {model} protocol={protocol}: {data.summary()}")
   tic = time.perf_counter()
   test = data.test.to_host()
-  predictions = {}
+  measure = lambda pred: {k: float(v) for k, v in evaluation.scaled_metrics(
+      np.asarray(pred, np.float32), test, data.scale).items()}
+  predictions, alone = {}, {"items": [], "users": []}
   for orientation in ("items", "users"):
     config = model_config(dataset, "glocal-k", orientation=orientation)
     prepared = evaluation.training_data(config, data.train, data.scale)
@@ -165,11 +167,10 @@ def run_ensemble_row(data: gdata.RatingData, dataset: str, model: str,
                        cold_fallback=FLAGS.cold_fallback)
       predictions[orientation, seed] = trained.predict_indices(test.items,
                                                                test.users)
+      alone[orientation].append(measure(predictions[orientation, seed]))
       log_line(f"{orientation} seed {seed}: {trained.phase} epoch "
                f"{trained.epoch} selected, test RMSE "
-               f"{trained.evaluate(data.test)['rmse']:.4f}")
-  measure = lambda pred: {k: float(v) for k, v in evaluation.scaled_metrics(
-      np.asarray(pred, np.float32), test, data.scale).items()}
+               f"{alone[orientation][-1]['rmse']:.4f}")
   per_seed = [measure((predictions["items", s] + predictions["users", s])
                       / 2) for s in seeds]
   stats = {name: {k: float(reduce([m[k] for m in per_seed]))
@@ -181,9 +182,9 @@ def run_ensemble_row(data: gdata.RatingData, dataset: str, model: str,
       per_seed, seed_batching="loop", seconds=time.perf_counter() - tic,
       device=runs.device_info()["kind"],
       config=model_config(dataset, "glocal-k").to_dict())
-  for orientation in ("items", "users"):
-    row[f"{orientation}_rmse_mean"] = float(np.mean(
-        [measure(predictions[orientation, s])["rmse"] for s in seeds]))
+  for orientation, found in alone.items():
+    row[f"{orientation}_rmse_mean"] = float(np.mean([m["rmse"]
+                                                     for m in found]))
   print(f"   -> RMSE {row['rmse_mean']:.4f} +- {row['rmse_std']:.4f} "
         f"(items alone {row['items_rmse_mean']:.4f}, users alone "
         f"{row['users_rmse_mean']:.4f}), {row['seconds']}s")

@@ -107,14 +107,14 @@ def result_table(result: dict) -> list[str]:
                      for k in ("rmse", "mae", "ndcg")}
   rows = []
   if "selected" in result:
-    s = result["selected"]
-    rows.append(("selected on validation", (s["phase"], s["epoch"]), s))
+    rows.append(("selected on validation", (result["selected"]["phase"],
+                                            result["selected"]["epoch"])))
   if "best" in result and result["best"]["rmse"] is not None:
-    at = (result["phase"], result["best"]["rmse_epoch"])
-    rows.append(("best on test (paper)", at, test(at)))
+    rows.append(("best on test (paper)",
+                 (result["phase"], result["best"]["rmse_epoch"])))
   if "final" in result:
-    f = result["final"]
-    rows.append(("last epoch", (result["phase"], f["epoch"]), f))
+    rows.append(("last epoch", (result["phase"], result["final"]["epoch"])))
+  rows = [(name, at, test(at)) for name, at in rows]
   show = lambda v: "n/a" if v is None or v != v else f"{v:.4f}"
   lines = [f"{'':24s} {'epoch':13s} {'test RMSE':>9s} {'MAE':>7s} "
            f"{'NDCG':>7s} {'valid RMSE':>10s}"]

@@ -136,7 +136,8 @@ def diagnose(summary: Optional[Summary], history: Sequence[EpochRecord],
   for what, phase, epoch in sorted(checked):
     entry = next(h for h in history if (h.phase, h.epoch) == (phase, epoch))
     # On the test ratings, else the validation ones (a run on every
-    # rating), else the training ones (neither split).
+    # rating), else the training ones (neither split has a rating:
+    # glocal_jax.evaluation.split_metrics measures them then).
     spread = next((s for s in (_metric(entry, f"{split}_spread")
                                for split in ("test", "valid", "train"))
                    if s is not None), None)

@@ -130,24 +130,24 @@ def _measured(pred: jax.Array, targets: Ratings, scale: RatingScale) -> dict:
           "spread": metrics.item_spread(pred, targets)}
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
+@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8, 9))
 def _split_metrics(params, data: TrainingData, train: Ratings, splits: dict,
                    dot_scale, forward: Forward, scale: RatingScale,
-                   cold_fallback: bool, stacked: bool) -> dict:
+                   cold_fallback: bool, stacked: bool,
+                   train_spread: bool) -> dict:
   """Every metric of every split in one compiled call; with ``stacked``
   parameters, ``{"models": per model, "ensemble": of the mean
-  prediction}``."""
+  prediction}``; with ``train_spread``, the item spread at the training
+  ratings too."""
   # One dot_scale per stacked model (a configuration axis), or one for all.
   scale_axis = 0 if stacked and jnp.ndim(dot_scale) == 1 else None
   models, ensemble = {}, {}
-  spread = lambda p, s: metrics.item_spread(_ratings_at(
-      p, data, train, train.items, train.users, s, forward, scale,
-      cold_fallback), train)
-  if stacked:
-    models["train_spread"] = jax.vmap(spread, in_axes=(0, scale_axis))(
-        params, dot_scale)
-  else:
-    models["train_spread"] = spread(params, dot_scale)
+  if train_spread:
+    spread = lambda p, s: metrics.item_spread(_ratings_at(
+        p, data, train, train.items, train.users, s, forward, scale,
+        cold_fallback), train)
+    models["train_spread"] = (jax.vmap(spread, in_axes=(0, scale_axis))(
+        params, dot_scale) if stacked else spread(params, dot_scale))
   for split, targets in splits.items():
     predict = lambda p, s, t=targets: _ratings_at(
         p, data, train, t.items, t.users, s, forward, scale, cold_fallback)
@@ -168,10 +168,11 @@ def split_metrics(config: GLocalKConfig, params, data: TrainingData,
                   dot_scale: Any = None) -> dict:
   """The test (and validation, if any) metrics of ``params`` after
   ``phase``: ``{"test_rmse", "test_mae", "test_ndcg", "test_spread",
-  "valid_...": ..., "train_spread"}`` as floats; ``train_spread`` is the
-  item spread (:func:`~glocal_jax.metrics.item_spread`) of the predictions
-  at the training ratings, which tells a collapsed model without a test or
-  validation split.
+  "valid_...": ...}`` as floats. When neither split has a rating (a run
+  on every rating), ``train_spread`` too: the item spread
+  (:func:`~glocal_jax.metrics.item_spread`) of the predictions at the
+  training ratings, which tells a collapsed model then (a pass over every
+  training rating, made only when nothing else can tell).
 
   Parameters stacked over models (seeds, configurations) give
   ``{"models": {name: [one per model]}, "ensemble": {name: value}}``, the
@@ -192,10 +193,12 @@ def split_metrics(config: GLocalKConfig, params, data: TrainingData,
   if ratings.valid is not None:
     splits["valid"] = ratings.valid
   stacked = matrix.is_stacked(params)
+  unsplit = all(s.count() == 0 for s in splits.values())
   out = jax.device_get(_split_metrics(
       params, data, ratings.train, jax.device_put(splits),
       config.dot_scale if dot_scale is None else dot_scale,
-      Forward.of(config, phase), ratings.scale, cold_fallback, stacked))
+      Forward.of(config, phase), ratings.scale, cold_fallback, stacked,
+      unsplit))
   host = lambda d: {k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
                     for k, v in d.items()}
   return ({"models": host(out["models"]), "ensemble": host(out["ensemble"])}

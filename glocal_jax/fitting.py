@@ -170,21 +170,14 @@ def fit(config: GLocalKConfig, data: RatingData,
     prepared = evaluation.training_data(config, data.train, data.scale,
                                         mesh=mesh)
   history = list(resume.history) if resume else []
-  best = {"valid": None, "params": resume.selected if resume else None,
-          "at": None}
-  if resume is not None:
-    i = diagnosis.selected_index(history)
-    best.update(valid=None if i is None else history[i].metrics["valid_rmse"],
-                at=None if i is None else (history[i].phase,
-                                           history[i].epoch))
+  # The parameters of the selected epoch so far (diagnosis.selected_index:
+  # the one definition of the selection), kept as the epochs run.
+  selected = {"params": resume.selected if resume else None}
 
   def on_epoch(record: EpochRecord, params) -> Optional[bool]:
     history.append(record)
-    valid = record.metrics.get("valid_rmse")
-    if valid is not None and valid == valid and (
-        best["valid"] is None or valid < best["valid"]):
-      best.update(valid=valid, params=params,
-                  at=(record.phase, record.epoch))
+    if diagnosis.selected_index(history) == len(history) - 1:
+      selected["params"] = params
     return None if callback is None else callback(record, params)
 
   start = resume.start if resume else ("pretrain", 0)
@@ -195,16 +188,15 @@ def fit(config: GLocalKConfig, data: RatingData,
       max_epochs=max_epochs,
       step_scale=resume.step_scale if resume else None,
       epoch_start=resume.epoch_start if resume else None)
-  params, (phase, epoch) = result.params, (history[-1].phase,
-                                           history[-1].epoch)
-  if select == "valid" and best["at"] is not None and (
-      best["params"] is not None):
-    params, (phase, epoch) = best["params"], best["at"]
+  params, chosen = result.params, history[-1]
+  i = diagnosis.selected_index(history)
+  if select == "valid" and i is not None and selected["params"] is not None:
+    params, chosen = selected["params"], history[i]
   splits = {"test": data.test}
   if data.valid is not None:
     splits["valid"] = data.valid
   return TrainedModel(
-      config=config, params=params, phase=phase, epoch=epoch,
+      config=config, params=params, phase=chosen.phase, epoch=chosen.epoch,
       train=data.train, item_ids=data.item_ids, user_ids=data.user_ids,
       scale=data.scale, splits=splits, history=history,
       mean_predictors=evaluation.mean_predictor_rmse(data),

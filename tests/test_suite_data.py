@@ -328,8 +328,8 @@ def test_a_collapsed_model_is_measured_and_named():
   train_data = evaluation.training_data(config, data.train, data.scale)
   healthy = evaluation.split_metrics(config, params, train_data, data,
                                      "pretrain")
-  params["autoencoder"][0]["w"] = jnp.zeros_like(
-      params["autoencoder"][0]["w"])
+  first = params["autoencoder"][0]["w"]
+  params["autoencoder"][0]["w"] = jnp.zeros_like(first)
   collapsed = evaluation.split_metrics(config, params, train_data, data,
                                        "pretrain")
   assert healthy["test_spread"] > 1e-3 and collapsed["test_spread"] < 1e-6
@@ -345,6 +345,10 @@ def test_a_collapsed_model_is_measured_and_named():
   collapsed = evaluation.split_metrics(config, params, train_data, alone,
                                        "pretrain")
   assert np.isnan(collapsed["test_spread"])
+  assert "train_spread" not in healthy  # a test split tells it there
+  params["autoencoder"][0]["w"] = first
+  healthy = evaluation.split_metrics(config, params, train_data, alone,
+                                     "pretrain")
   assert collapsed["train_spread"] < 1e-6 < healthy["train_spread"]
   history = [gj.EpochRecord("pretrain", 1, 0.0, 0, 0, 0.0,
                             metrics=collapsed)]

@@ -11,6 +11,7 @@ RMSE, either phase).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, Optional
 
@@ -128,16 +129,13 @@ def evaluated_run(config: GLocalKConfig, data: RatingData, seed: int, *,
     if saver is not None:
       saver.save(record, params, history, seconds_before + elapsed)
 
-  # The caller's data as it is: its validation split, if any, selects.
-  fit = lambda key: fitting.fit(
-      config, data, key, callback=on_epoch, validation_fraction=0.0,
-      cold_fallback=cold_fallback, prepared=prepared, epoch_fns=epoch_fns,
-      max_epochs=stop_after, resume=before.resume if before else None)
-  if saver is not None:
-    with saver:  # the next epoch runs while a checkpoint is written
-      model = fit(key)
-  else:
-    model = fit(key)
+  # The next epoch runs while a checkpoint is written. The caller's data as
+  # it is: its validation split, if any, selects.
+  with saver or contextlib.nullcontext():
+    model = fitting.fit(
+        config, data, key, callback=on_epoch, validation_fraction=0.0,
+        cold_fallback=cold_fallback, prepared=prepared, epoch_fns=epoch_fns,
+        max_epochs=stop_after, resume=before.resume if before else None)
   for warning in model.warnings:
     log(f"warning: {warning}")
   return RunResult(

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glocal_jax import checkpoint
+from glocal_jax import diagnosis
 from glocal_jax import optim
 from glocal_jax import training
 from glocal_jax.config import GLocalKConfig
@@ -194,9 +195,7 @@ class Checkpointer:
     self._writer.save(self._directory, params, self._key, meta,
                       arrays={**self._arrays,
                               **start_arrays(record.next_start)})
-    valid = [h.metrics["valid_rmse"] for h in history
-             if "valid_rmse" in h.metrics]
-    if valid and valid[-1] <= min(valid):
+    if diagnosis.selected_index(history) == len(history) - 1:
       # The honest protocol's model so far: what load_model gives.
       self._writer.save(os.path.join(self._directory, SELECTED), params,
                         self._key, meta, arrays=self._arrays)
