@@ -56,9 +56,7 @@ class Forward(NamedTuple):
 
   @classmethod
   def of(cls, config: GLocalKConfig, phase: str) -> "Forward":
-    if phase not in matrix.PHASES:
-      raise ValueError(f"phase must be one of {matrix.PHASES}, got "
-                       f"{phase!r}.")
+    matrix.check_phase(phase)
     return cls(phase == "finetune", config.orientation, config.aggregation,
                config.local_kernel_fn, config.pooling_fn)
 

@@ -107,6 +107,12 @@ def prepare(config: GLocalKConfig, ratings: Ratings, copies: int = 1,
   return dataclasses.replace(data, orientation=config.orientation)
 
 
+def check_phase(phase: str) -> None:
+  """Raises ValueError unless ``phase`` is one of :data:`PHASES`."""
+  if phase not in PHASES:
+    raise ValueError(f"phase must be one of {PHASES}, got {phase!r}.")
+
+
 def check_orientation(config: GLocalKConfig, data: TrainingData) -> None:
   """Raises ValueError unless ``data`` was prepared for ``config``'s
   orientation (a user-based model trains on the transposed matrix)."""
@@ -144,8 +150,7 @@ def predict(config: GLocalKConfig, params: model.Params, data: TrainingData,
       prepared for another orientation, or (for concrete indices) an item
       or user index is outside the matrix.
   """
-  if phase not in PHASES:
-    raise ValueError(f"phase must be one of {PHASES}, got {phase!r}.")
+  check_phase(phase)
   check_orientation(config, data)
   m, n = model_cells(config.orientation, *data.shape)
   for name, idx, size in (("item", items, m), ("user", users, n)):
