@@ -171,8 +171,9 @@ def main(argv):
     cli.fail("--validation_fraction must be in [0, 1), got "
              f"{FLAGS.validation_fraction}")
   cli.init_distributed()
-  # A scheduler's or timeout's SIGTERM stops the run as Ctrl-C does: what
-  # finished is written, the lock released, resuming said.
+  # A scheduler's or timeout's SIGTERM stops the run as Ctrl-C does, at
+  # whatever step it is (loading, compiling, training): what finished is
+  # written, the lock released (leaving its block), resuming said.
   previous = signal.signal(signal.SIGTERM, _terminated)
   try:
     if not cli.is_writer():  # process 0 writes; the others only read
@@ -186,8 +187,24 @@ def main(argv):
       # Under the lock, so that no other run can finish in between.
       check_existing(FLAGS.output_dir, checkpoint_dir())
       run()
+  except KeyboardInterrupt as e:
+    stopped(isinstance(e, Terminated))
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def stopped(terminated: bool) -> None:
+  """Says how a run stopped by SIGINT or SIGTERM can go on, and exits."""
+  if checkpoint_dir() and checkpoint.exists(checkpoint_dir()):
+    said = (f"; the checkpoint of the last finished epoch is in "
+            f"{checkpoint_dir()}: rerun with --resume to continue")
+  else:
+    said = ("; no epoch had finished, so there is no checkpoint to "
+            "resume from" + ("" if checkpoint_dir() else
+                             " (--checkpoint_dir=none)"))
+  print(("terminated (SIGTERM)" if terminated else "interrupted") + said,
+        file=sys.stderr)
+  sys.exit(143 if terminated else 130)
 
 
 class Terminated(KeyboardInterrupt):
@@ -232,18 +249,6 @@ def run():
     cli.fail(f"{e} " + (f"The last good checkpoint is kept in "
                         f"{checkpoint_dir()}." if kept else
                         "No epoch finished, so no checkpoint was written."))
-  except KeyboardInterrupt as e:
-    how = "terminated (SIGTERM)" if isinstance(e, Terminated) else (
-        "interrupted")
-    if checkpoint_dir() and checkpoint.exists(checkpoint_dir()):
-      said = (f"; the checkpoint of the last finished epoch is in "
-              f"{checkpoint_dir()}: rerun with --resume to continue")
-    else:
-      said = ("; no epoch had finished, so there is no checkpoint to "
-              "resume from" + ("" if checkpoint_dir() else
-                               " (--checkpoint_dir=none)"))
-    print(f"{how}{said}", file=sys.stderr)
-    sys.exit(143 if isinstance(e, Terminated) else 130)
   except ValueError as e:
     cli.fail(str(e))
   if cli.is_writer():
